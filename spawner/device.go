@@ -1,0 +1,211 @@
+package spawner
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// WorkerType is the kind of worker a device needs: it names the binary
+// <type>-worker-rbee.
+type WorkerType string
+
+// The worker types.
+const (
+	CPU   WorkerType = "cpu-llm"
+	CUDA  WorkerType = "cuda-llm"
+	Metal WorkerType = "metal-llm"
+)
+
+// Binary is the file name of the worker binary for t.
+func (t WorkerType) Binary() string { return string(t) + "-worker-rbee" }
+
+// Device is a parsed device string: cpu, CPU-N, cuda:N, GPU-N or metal.
+type Device struct {
+	Raw   string
+	Type  WorkerType
+	Index int // -1 when the device names no index (cpu, metal)
+}
+
+var deviceRe = regexp.MustCompile(`^(?:(cpu)|CPU-([0-9]{1,4})|cuda:([0-9]{1,4})|GPU-([0-9]{1,4})|(metal))$`)
+
+// ParseDevice checks the syntax of a device string and picks its worker type.
+func ParseDevice(s string) (Device, error) {
+	m := deviceRe.FindStringSubmatch(s)
+	if m == nil {
+		return Device{}, fmt.Errorf("device %q: want cpu, CPU-N, cuda:N, GPU-N or metal", s)
+	}
+	d := Device{Raw: s, Index: -1}
+	switch {
+	case m[1] != "":
+		d.Type = CPU
+	case m[2] != "":
+		d.Type = CPU
+		d.Index, _ = strconv.Atoi(m[2])
+	case m[3] != "":
+		d.Type = CUDA
+		d.Index, _ = strconv.Atoi(m[3])
+	case m[4] != "":
+		d.Type = CUDA
+		d.Index, _ = strconv.Atoi(m[4])
+	case m[5] != "":
+		d.Type = Metal
+	}
+	return d, nil
+}
+
+// DeviceProbe answers whether a device exists on this machine. The zero
+// value probes the real machine; tests point the paths at fixtures.
+type DeviceProbe struct {
+	// GOOS overrides runtime.GOOS.
+	GOOS string
+	// NvidiaProcDir is the driver's GPU directory, /proc/driver/nvidia/gpus.
+	NvidiaProcDir string
+	// NvidiaSMI is the nvidia-smi command, used when NvidiaProcDir is absent.
+	NvidiaSMI string
+	// NumCPU overrides runtime.NumCPU.
+	NumCPU int
+	// LookupEnv overrides os.LookupEnv (for CUDA_VISIBLE_DEVICES).
+	LookupEnv func(string) (string, bool)
+}
+
+func (p DeviceProbe) goos() string {
+	if p.GOOS != "" {
+		return p.GOOS
+	}
+	return runtime.GOOS
+}
+
+// Check returns nil when d can be used here, or an error wrapping
+// ErrDeviceUnavailable that says why not.
+func (p DeviceProbe) Check(d Device) error {
+	goos := p.goos()
+	switch d.Type {
+	case Metal:
+		if goos != "darwin" {
+			return fmt.Errorf("%w: metal needs macOS, this host runs %s", ErrDeviceUnavailable, goos)
+		}
+		return nil
+	case CPU:
+		n := p.NumCPU
+		if n == 0 {
+			n = runtime.NumCPU()
+		}
+		if d.Index >= n {
+			return fmt.Errorf("%w: %s: this host has %d CPUs (CPU-0 to CPU-%d)", ErrDeviceUnavailable, d.Raw, n, n-1)
+		}
+		return nil
+	case CUDA:
+		if goos == "darwin" {
+			return fmt.Errorf("%w: %s: CUDA is not available on macOS", ErrDeviceUnavailable, d.Raw)
+		}
+		n, where, err := p.CountGPUs()
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrDeviceUnavailable, d.Raw, err)
+		}
+		if d.Index >= n {
+			return fmt.Errorf("%w: %s: %d NVIDIA GPU(s) visible (%s)", ErrDeviceUnavailable, d.Raw, n, where)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown device type %q", ErrDeviceUnavailable, d.Type)
+}
+
+// CountGPUs counts the NVIDIA GPUs a worker started by this agent can see:
+// the driver's entries under /proc/driver/nvidia/gpus (or, without that
+// directory, the lines of `nvidia-smi -L`), narrowed by CUDA_VISIBLE_DEVICES
+// when the agent's environment sets it. where says what was counted.
+func (p DeviceProbe) CountGPUs() (n int, where string, err error) {
+	dir := p.NvidiaProcDir
+	if dir == "" {
+		dir = "/proc/driver/nvidia/gpus"
+	}
+	entries, dirErr := os.ReadDir(dir)
+	switch {
+	case dirErr == nil:
+		n, where = len(entries), dir
+	default:
+		smi := p.NvidiaSMI
+		if smi == "" {
+			smi = "nvidia-smi"
+		}
+		out, smiErr := exec.Command(smi, "-L").Output()
+		if smiErr != nil {
+			return 0, "", fmt.Errorf("no NVIDIA driver found (%s: %v; %s -L: %v)", dir, dirErr, smi, smiErr)
+		}
+		n, where = CountNvidiaSMIList(string(out)), smi+" -L"
+	}
+	lookupEnv := p.LookupEnv
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if v, set := lookupEnv("CUDA_VISIBLE_DEVICES"); set {
+		visible := VisibleDevices(v)
+		if visible < n {
+			n = visible
+		}
+		where += ", CUDA_VISIBLE_DEVICES=" + v
+	}
+	return n, where, nil
+}
+
+// CountNvidiaSMIList counts the "GPU N: ..." lines of `nvidia-smi -L` output.
+func CountNvidiaSMIList(out string) int {
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "GPU ") {
+			n++
+		}
+	}
+	return n
+}
+
+// VisibleDevices counts the devices CUDA_VISIBLE_DEVICES exposes: CUDA stops
+// at the first invalid entry, and -1 (or an empty value) hides every GPU.
+func VisibleDevices(v string) int {
+	n := 0
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" || strings.HasPrefix(e, "-") {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// Resolve finds the binary for t: the first executable <type>-worker-rbee
+// in dirs, then in PATH. The error says every place it looked.
+func Resolve(t WorkerType, dirs []string) (string, error) {
+	name := t.Binary()
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if isExecutable(p) {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return "", fmt.Errorf("resolve %s: %w", p, err)
+			}
+			return abs, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
+	}
+	where := "PATH (" + os.Getenv("PATH") + ")"
+	if len(dirs) > 0 {
+		where = strings.Join(dirs, ", ") + " and " + where
+	}
+	return "", fmt.Errorf("%w: no executable %s in %s", ErrBinaryNotFound, name, where)
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}

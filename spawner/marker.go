@@ -1,0 +1,89 @@
+package spawner
+
+import (
+	"strconv"
+	"strings"
+)
+
+// The marker: environment variables every worker is started with. They make
+// a worker recognisable in the process table after an agent restart and
+// carry what list reports, so the agent needs no registry.
+const (
+	markerPrefix  = "HIVE_AGENT_"
+	envHive       = markerPrefix + "HIVE_ID"
+	envWorker     = markerPrefix + "WORKER_ID"
+	envJob        = markerPrefix + "JOB_ID"
+	envCommand    = markerPrefix + "COMMAND_ID"
+	envModel      = markerPrefix + "MODEL_ID"
+	envDevice     = markerPrefix + "DEVICE"
+	envWorkerType = markerPrefix + "WORKER_TYPE"
+	envPort       = markerPrefix + "PORT"
+	envBinary     = markerPrefix + "BINARY_PATH"
+	envLog        = markerPrefix + "LOG_PATH"
+)
+
+// marker is the parsed marker of one process.
+type marker map[string]string
+
+func markerEnv(w Worker) []string {
+	return []string{
+		envHive + "=" + w.HiveID,
+		envWorker + "=" + w.WorkerID,
+		envJob + "=" + w.JobID,
+		envCommand + "=" + w.CommandID,
+		envModel + "=" + w.ModelID,
+		envDevice + "=" + w.Device,
+		envWorkerType + "=" + string(w.WorkerType),
+		envPort + "=" + strconv.Itoa(w.Port),
+		envBinary + "=" + w.BinaryPath,
+		envLog + "=" + w.LogPath,
+	}
+}
+
+// withoutMarker drops marker variables the agent itself may have inherited,
+// so a worker never carries two markers.
+func withoutMarker(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, markerPrefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// parseMarker returns the marker in env, or nil when env has none.
+func parseMarker(env []string) marker {
+	var m marker
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, markerPrefix) {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if m == nil {
+			m = marker{}
+		}
+		m[k] = v
+	}
+	if m[envHive] == "" || m[envWorker] == "" {
+		return nil
+	}
+	return m
+}
+
+func (m marker) hive() string   { return m[envHive] }
+func (m marker) worker() string { return m[envWorker] }
+
+// apply fills w's fields from the marker.
+func (m marker) apply(w *Worker) {
+	w.HiveID = m[envHive]
+	w.WorkerID = m[envWorker]
+	w.JobID = m[envJob]
+	w.CommandID = m[envCommand]
+	w.ModelID = m[envModel]
+	w.Device = m[envDevice]
+	w.WorkerType = WorkerType(m[envWorkerType])
+	w.Port, _ = strconv.Atoi(m[envPort])
+	w.BinaryPath = m[envBinary]
+	w.LogPath = m[envLog]
+}

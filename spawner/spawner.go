@@ -1,0 +1,289 @@
+// Package spawner is hive-agent's operating-system side: it resolves worker
+// binaries, checks devices, starts workers detached with a marker in their
+// environment, finds them again in the process table, and stops them by
+// process group. It keeps no registry: the process table is the truth, so
+// every method works the same for workers started by an earlier run.
+package spawner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// Config configures a Spawner.
+type Config struct {
+	// HiveID is this hive's id; only workers carrying it are ever listed or signalled.
+	HiveID string
+	// WorkerDirs are searched for worker binaries before PATH.
+	WorkerDirs []string
+	// LogDir holds one directory per hive with one log file per worker.
+	LogDir string
+	// PortMin and PortMax bound the ports chosen for spawns that name none.
+	PortMin, PortMax int
+	// Devices answers whether a device exists here; the zero value probes this machine.
+	Devices DeviceProbe
+	// OnExit, when set, is called once from its own goroutine for every worker
+	// this Spawner started, after the worker exited and was reaped.
+	OnExit func(Worker, Exit)
+	// Logger receives the spawner's own diagnostics.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.PortMin == 0 && c.PortMax == 0 {
+		c.PortMin, c.PortMax = 9100, 9199
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := subjects.ValidToken(c.HiveID); err != nil {
+		errs = append(errs, fmt.Errorf("hive id %q: %w", c.HiveID, err))
+	}
+	if c.LogDir == "" {
+		errs = append(errs, errors.New("log dir: must be set"))
+	}
+	if c.PortMin < 1024 || c.PortMax > 65535 || c.PortMin > c.PortMax {
+		errs = append(errs, fmt.Errorf("port range %d-%d: want 1024 <= min <= max <= 65535", c.PortMin, c.PortMax))
+	}
+	return errors.Join(errs...)
+}
+
+// Spawner starts, finds and stops the workers of one hive. It is safe for
+// concurrent use.
+type Spawner struct {
+	cfg Config
+	// startMu serialises the check-then-start section of Start, so two
+	// concurrent spawns can neither both take one worker id nor one port.
+	startMu  sync.Mutex
+	nextPort int
+	euid     int
+}
+
+// New checks cfg and returns a Spawner.
+func New(cfg Config) (*Spawner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid()}, nil
+}
+
+// HiveID is the hive this Spawner manages.
+func (s *Spawner) HiveID() string { return s.cfg.HiveID }
+
+// Spec says what worker to start.
+type Spec struct {
+	WorkerID   string
+	ModelID    string
+	Device     Device
+	BinaryPath string
+	// Port is the worker's port; 0 picks a free one in the configured range.
+	Port      int
+	QueenURL  string
+	JobID     string
+	CommandID string
+}
+
+// Worker is one worker process as found in (or just put into) the process table.
+type Worker struct {
+	HiveID     string
+	WorkerID   string
+	JobID      string
+	CommandID  string
+	ModelID    string
+	Device     string
+	WorkerType WorkerType
+	Port       int
+	PID        int
+	// StartTime is the process start time in ms since the epoch, as the
+	// kernel reports it: with PID it identifies the process.
+	StartTime  int64
+	BinaryPath string
+	LogPath    string
+	RSSBytes   uint64
+}
+
+// StartedAt is the process start time.
+func (w Worker) StartedAt() time.Time { return time.UnixMilli(w.StartTime).UTC() }
+
+// Exit is how a worker ended.
+type Exit struct {
+	// Code is the exit status, or -1 when a signal ended the process.
+	Code int
+	// Signal names the signal that ended it (e.g. SIGKILL), or is empty.
+	Signal string
+	// RanMS is how long it ran.
+	RanMS int64
+}
+
+func (e Exit) String() string {
+	if e.Signal != "" {
+		return "was killed by " + e.Signal
+	}
+	return fmt.Sprintf("exited with status %d", e.Code)
+}
+
+// Handle is a worker this Spawner started and still reaps.
+type Handle struct {
+	Worker
+	done chan struct{}
+	exit Exit
+}
+
+// Done is closed once the worker exited and was reaped.
+func (h *Handle) Done() <-chan struct{} { return h.done }
+
+// Exit is how the worker ended; valid once Done is closed.
+func (h *Handle) Exit() Exit { <-h.done; return h.exit }
+
+// Start starts a worker detached from the agent: its own session and process
+// group, stdin from /dev/null, stdout and stderr appended to its log file,
+// and the marker in its environment. It fails with a *RunningError when the
+// worker id is running, ErrPortTaken or ErrNoFreePort for ports, and
+// ErrSpawn when the operating system refuses to start the binary.
+func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
+	if err := subjects.ValidToken(spec.WorkerID); err != nil {
+		return nil, fmt.Errorf("worker id %q: %w", spec.WorkerID, err)
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+
+	all, err := s.scan(ctx, func(m marker) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	used := map[int]bool{}
+	for _, w := range all {
+		if w.HiveID == s.cfg.HiveID && w.WorkerID == spec.WorkerID {
+			return nil, &RunningError{Worker: w}
+		}
+		used[w.Port] = true
+	}
+	port := spec.Port
+	if port == 0 {
+		if port, err = s.pickPort(used); err != nil {
+			return nil, err
+		}
+	} else if used[port] {
+		return nil, fmt.Errorf("%w: port %d belongs to another worker", ErrPortTaken, port)
+	} else if err := portFree(port); err != nil {
+		return nil, fmt.Errorf("%w: port %d: %v", ErrPortTaken, port, err)
+	}
+
+	logPath, logFile, err := s.openLog(spec.WorkerID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
+	}
+	defer logFile.Close() // the worker holds its own descriptor
+
+	w := Worker{
+		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
+		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.Device.Type, Port: port,
+		BinaryPath: spec.BinaryPath, LogPath: logPath,
+	}
+	args := []string{
+		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
+		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
+	}
+	cmd := exec.Command(spec.BinaryPath, args...)
+	cmd.Env = append(withoutMarker(os.Environ()), markerEnv(w)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",
+		time.Now().UTC().Format(time.RFC3339Nano), w.WorkerID, w.HiveID, w.JobID, w.CommandID,
+		spec.BinaryPath, strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(logFile, "--- hive-agent: start failed: %v\n", err)
+		return nil, fmt.Errorf("%w: start %s: %v", ErrSpawn, spec.BinaryPath, err)
+	}
+	w.PID = cmd.Process.Pid
+	// The child is not reaped before cmd.Wait, so its /proc entry is there.
+	if st, err := processStartTime(ctx, w.PID); err == nil {
+		w.StartTime = st
+	} else {
+		w.StartTime = time.Now().UnixMilli()
+	}
+	h := &Handle{Worker: w, done: make(chan struct{})}
+	go s.reap(cmd, h)
+	return h, nil
+}
+
+// reap waits for a started worker so it never lingers as a zombie, then
+// reports its end.
+func (s *Spawner) reap(cmd *exec.Cmd, h *Handle) {
+	err := cmd.Wait()
+	h.exit = exitOf(cmd.ProcessState, h.StartTime)
+	if err != nil && cmd.ProcessState == nil {
+		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
+	}
+	close(h.done)
+	if s.cfg.OnExit != nil {
+		s.cfg.OnExit(h.Worker, h.exit)
+	}
+}
+
+func exitOf(ps *os.ProcessState, startMS int64) Exit {
+	e := Exit{Code: -1, RanMS: time.Now().UnixMilli() - startMS}
+	if e.RanMS < 0 {
+		e.RanMS = 0
+	}
+	if ps == nil {
+		return e
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = signalName(ws.Signal())
+		return e
+	}
+	e.Code = ps.ExitCode()
+	return e
+}
+
+func (s *Spawner) pickPort(used map[int]bool) (int, error) {
+	n := s.cfg.PortMax - s.cfg.PortMin + 1
+	for i := 0; i < n; i++ {
+		p := s.cfg.PortMin + (s.nextPort-s.cfg.PortMin+i)%n
+		if used[p] || portFree(p) != nil {
+			continue
+		}
+		s.nextPort = p + 1
+		return p, nil
+	}
+	return 0, fmt.Errorf("%w: every port in %d-%d is in use", ErrNoFreePort, s.cfg.PortMin, s.cfg.PortMax)
+}
+
+// LogDir is the directory holding this hive's worker logs.
+func (s *Spawner) LogDir() string { return filepath.Join(s.cfg.LogDir, s.cfg.HiveID) }
+
+// openLog opens a fresh log for workerID, keeping the previous one as .1.
+func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
+	dir := s.LogDir()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", nil, fmt.Errorf("log dir: %w", err)
+	}
+	p := filepath.Join(dir, workerID+".log")
+	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", nil, fmt.Errorf("keep previous log: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o640)
+	if err != nil {
+		return "", nil, fmt.Errorf("open log: %w", err)
+	}
+	return p, f, nil
+}

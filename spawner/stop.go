@@ -1,0 +1,73 @@
+package spawner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// KillWait bounds the wait for a process group to go after SIGKILL.
+const KillWait = 10 * time.Second
+
+// StopResult says how a worker was stopped.
+type StopResult struct {
+	Worker Worker
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	Signal    string
+	StoppedMS int64
+}
+
+// Stop stops the worker of this hive named workerID: SIGTERM to its process
+// group, then SIGKILL to the group when it has not gone after grace. The
+// worker is looked up by its marker and re-verified (pid, start time,
+// marker, user) through a handle that pins the process, right before the
+// first signal; a pid alone is never signalled. onSignal, when set, is told
+// each signal as it is sent.
+func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w Worker)) (StopResult, error) {
+	w, err := s.Find(ctx, workerID)
+	if err != nil {
+		return StopResult{}, err
+	}
+	h, err := openProcess(w.PID)
+	if err != nil {
+		return StopResult{}, fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)
+	}
+	defer h.Close()
+	// The handle is taken: if the pid had been reused by now, the check
+	// below sees the new process and refuses.
+	if err := s.verify(ctx, w); err != nil {
+		return StopResult{}, err
+	}
+	res := StopResult{Worker: w, Signal: "SIGTERM"}
+	start := time.Now()
+	// A pgid is pinned while its leader lives or any member is left; once
+	// the group is empty the number may be reused, so nothing is sent then.
+	if !h.Exited(0) || !groupGone(ctx, w.PID) {
+		if err := syscall.Kill(-w.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return res, fmt.Errorf("signal worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
+		}
+		if onSignal != nil {
+			onSignal("SIGTERM", w)
+		}
+	}
+	if !waitGroupGone(ctx, w.PID, grace, h.Exited) {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		// The group still has members, so its id cannot have been reused.
+		res.Signal = "SIGKILL"
+		if err := syscall.Kill(-w.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return res, fmt.Errorf("kill worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
+		}
+		if onSignal != nil {
+			onSignal("SIGKILL", w)
+		}
+		if !waitGroupGone(context.WithoutCancel(ctx), w.PID, KillWait, h.Exited) {
+			return res, fmt.Errorf("worker %s (pgid %d) still has processes %s after SIGKILL", w.WorkerID, w.PID, KillWait)
+		}
+	}
+	res.StoppedMS = time.Since(start).Milliseconds()
+	return res, nil
+}
