@@ -34,6 +34,9 @@ type Config struct {
 	PortMin, PortMax int
 	// Devices answers whether a device exists here; the zero value probes this machine.
 	Devices DeviceProbe
+	// OnStart, when set, is called for every worker this Spawner started,
+	// right after the process started and before OnExit can be called for it.
+	OnStart func(Worker)
 	// OnExit, when set, is called once from its own goroutine for every worker
 	// this Spawner started, after the worker exited and was reaped.
 	OnExit func(Worker, Exit)
@@ -221,6 +224,9 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		w.StartTime = time.Now().UnixMilli()
 	}
 	h := &Handle{Worker: w, done: make(chan struct{})}
+	if s.cfg.OnStart != nil {
+		s.cfg.OnStart(w)
+	}
 	go s.reap(cmd, h)
 	return h, nil
 }
@@ -287,3 +293,12 @@ func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
 	}
 	return p, f, nil
 }
+
+// CheckDevice reports whether d exists on this machine (ErrDeviceUnavailable when not).
+func (s *Spawner) CheckDevice(d Device) error { return s.cfg.Devices.Check(d) }
+
+// Resolve finds the binary for t in the worker directories, then PATH.
+func (s *Spawner) Resolve(t WorkerType) (string, error) { return Resolve(t, s.cfg.WorkerDirs) }
+
+// LogTail returns the last n lines of the log at path.
+func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }

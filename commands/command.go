@@ -1,0 +1,120 @@
+// Package commands holds hive-agent's command objects: Spawn, Delete, List
+// and Get. Decode reads a request body strictly into one of them; each
+// validates itself and runs through the small Spawner interface declared
+// here. Nothing in this package knows about NATS.
+package commands
+
+import (
+	"context"
+	"time"
+
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// Command kinds as they appear on the wire in "kind". They are protocol
+// constants, never derived from Go type names.
+const (
+	KindSpawn  = "worker.spawn"
+	KindDelete = "worker.delete"
+	KindList   = "worker.list"
+	KindGet    = "worker.get"
+)
+
+// Command is one decoded, validated request.
+type Command interface {
+	// Kind is the wire kind, e.g. "worker.spawn".
+	Kind() string
+	// Env is the command's envelope (job and command ids).
+	Env() Envelope
+	// Execute runs the command. The error, if any, is mapped with ToError.
+	Execute(ctx context.Context, d Deps) (any, error)
+}
+
+// Spawner is what commands need from the operating system side.
+// Implementations must be safe for concurrent use.
+type Spawner interface {
+	HiveID() string
+	CheckDevice(spawner.Device) error
+	Resolve(spawner.WorkerType) (string, error)
+	Start(ctx context.Context, spec spawner.Spec) (*spawner.Handle, error)
+	List(ctx context.Context) ([]spawner.Worker, error)
+	Find(ctx context.Context, workerID string) (spawner.Worker, error)
+	Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w spawner.Worker)) (spawner.StopResult, error)
+	LogTail(path string, n int) ([]string, error)
+}
+
+// Narration levels.
+const (
+	LevelInfo  = "info"
+	LevelWarn  = "warn"
+	LevelError = "error"
+)
+
+// Fields are the optional fields of a narration event.
+type Fields struct {
+	WorkerID string
+	PID      int
+}
+
+// Narrator publishes a command's progress events, in order. Implementations
+// must be safe for concurrent use; a failed publish is logged, not returned.
+type Narrator interface {
+	Narrate(action, level, human string, f Fields)
+}
+
+// NarratorFunc adapts a function to Narrator.
+type NarratorFunc func(action, level, human string, f Fields)
+
+// Narrate calls fn.
+func (fn NarratorFunc) Narrate(action, level, human string, f Fields) { fn(action, level, human, f) }
+
+// Defaults are the agent's settings a command falls back on.
+type Defaults struct {
+	QueenURL     string
+	Wait         string
+	AliveWindow  time.Duration
+	ReadyTimeout time.Duration
+}
+
+// Deps is what Execute runs with.
+type Deps struct {
+	Spawner  Spawner
+	Narrator Narrator
+	Defaults Defaults
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (d Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// WorkerInfo is one worker as list and get report it.
+type WorkerInfo struct {
+	WorkerID   string `json:"worker_id"`
+	PID        int    `json:"pid"`
+	WorkerType string `json:"worker_type"`
+	ModelID    string `json:"model_id"`
+	Device     string `json:"device"`
+	Port       int    `json:"port"`
+	JobID      string `json:"job_id"`
+	StartedAt  string `json:"started_at"`
+	UptimeMS   int64  `json:"uptime_ms"`
+	RSSBytes   uint64 `json:"rss_bytes"`
+	BinaryPath string `json:"binary_path"`
+	LogPath    string `json:"log_path"`
+}
+
+func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
+	return WorkerInfo{
+		WorkerID: w.WorkerID, PID: w.PID, WorkerType: string(w.WorkerType), ModelID: w.ModelID,
+		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: formatTime(w.StartedAt()),
+		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
+		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
+	}
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

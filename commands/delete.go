@@ -1,0 +1,75 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// Limits of grace_ms.
+const (
+	DefaultGraceMS = 5000
+	MaxGraceMS     = 60000
+)
+
+// Delete stops a worker: SIGTERM to its process group, SIGKILL after the grace.
+type Delete struct {
+	Envelope
+	WorkerID string `json:"worker_id"`
+	GraceMS  *int   `json:"grace_ms"`
+}
+
+// Kind is worker.delete.
+func (c *Delete) Kind() string        { return KindDelete }
+func (c *Delete) envelope() *Envelope { return &c.Envelope }
+
+func (c *Delete) validate() *Error {
+	if e := requireWorkerID(c.WorkerID); e != nil {
+		return e
+	}
+	if c.GraceMS == nil {
+		g := DefaultGraceMS
+		c.GraceMS = &g
+	} else if *c.GraceMS < 0 || *c.GraceMS > MaxGraceMS {
+		return BadRequest("grace_ms", "%d: want 0-%d", *c.GraceMS, MaxGraceMS)
+	}
+	return nil
+}
+
+func requireWorkerID(id string) *Error {
+	if id == "" {
+		return BadRequest("worker_id", "required")
+	}
+	if err := subjects.ValidToken(id); err != nil {
+		return BadRequest("worker_id", "%q %v", id, err)
+	}
+	return nil
+}
+
+// DeleteResult is the result of a delete.
+type DeleteResult struct {
+	WorkerID string `json:"worker_id"`
+	PID      int    `json:"pid"`
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	Signal    string `json:"signal"`
+	StoppedMS int64  `json:"stopped_ms"`
+}
+
+// Execute stops the worker.
+func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
+	grace := time.Duration(*c.GraceMS) * time.Millisecond
+	res, err := d.Spawner.Stop(ctx, c.WorkerID, grace, func(sig string, w spawner.Worker) {
+		level, human := LevelInfo, fmt.Sprintf("Sent SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
+		if sig != "SIGTERM" {
+			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sent %s to process group %d.", w.WorkerID, grace, sig, w.PID)
+		}
+		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS}, nil
+}

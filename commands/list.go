@@ -1,0 +1,32 @@
+package commands
+
+import "context"
+
+// List reports every worker of this hive.
+type List struct {
+	Envelope
+}
+
+// Kind is worker.list.
+func (c *List) Kind() string        { return KindList }
+func (c *List) envelope() *Envelope { return &c.Envelope }
+func (c *List) validate() *Error    { return nil }
+
+// ListResult is the result of a list.
+type ListResult struct {
+	Workers []WorkerInfo `json:"workers"`
+}
+
+// Execute reads the process table.
+func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
+	ws, err := d.Spawner.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := d.now()
+	res := ListResult{Workers: make([]WorkerInfo, 0, len(ws))}
+	for _, w := range ws {
+		res.Workers = append(res.Workers, infoOf(w, now))
+	}
+	return res, nil
+}

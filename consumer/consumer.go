@@ -1,0 +1,372 @@
+// Package consumer is hive-agent's NATS side: a micro service whose
+// endpoints receive worker commands, run them concurrently up to a limit,
+// and publish the outcome as the reply, on job.<job_id>.result, and as
+// narration events on job.<job_id>.narration.
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// ServiceName is the micro service name every hive registers under, so
+// `nats micro ls` finds them all.
+const ServiceName = "hive-agent"
+
+// unknownQueue is the queue group of the catch-all endpoint. It differs
+// from the command endpoints' group so the catch-all never steals a known
+// command: it sees every message and answers only unknown ones.
+const unknownQueue = "hive-agent-unknown"
+
+// Config configures a Consumer.
+type Config struct {
+	HiveID   string
+	Version  string
+	Spawner  commands.Spawner
+	Defaults commands.Defaults
+	// MaxInFlight bounds the commands run at once; beyond it callers get busy.
+	MaxInFlight int
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 32
+	}
+	if c.Version == "" {
+		c.Version = "0.0.0"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := subjects.ValidToken(c.HiveID); err != nil {
+		errs = append(errs, fmt.Errorf("hive id %q: %w", c.HiveID, err))
+	}
+	if c.Spawner == nil {
+		errs = append(errs, errors.New("spawner: must be set"))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.MaxInFlight))
+	}
+	return errors.Join(errs...)
+}
+
+// Consumer serves one hive's worker commands over NATS.
+type Consumer struct {
+	cfg Config
+	nc  *nats.Conn
+	log *slog.Logger
+	svc micro.Service
+
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	// runCtx is the context commands run with; cancelled when Close gives up waiting.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+
+	jobs   jobs
+	heldMu sync.Mutex
+	held   map[string]*job // narration sequences kept for running workers
+
+	stats stats
+}
+
+// New returns a Consumer that will serve on nc once started.
+func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Consumer{
+		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
+		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
+		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]uint64{}},
+	}, nil
+}
+
+// Start registers the micro service and its endpoints.
+func (c *Consumer) Start(ctx context.Context) error {
+	group, err := subjects.WorkerCommandPrefix(c.cfg.HiveID)
+	if err != nil {
+		return err
+	}
+	svc, err := micro.AddService(c.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     c.cfg.Version,
+		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
+		Metadata:    map[string]string{"hive_id": c.cfg.HiveID},
+		StatsHandler: func(*micro.Endpoint) any {
+			return c.stats.snapshot(len(c.sem), c.cfg.MaxInFlight)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("add micro service: %w", err)
+	}
+	for _, cmd := range subjects.Commands {
+		subj, err := subjects.WorkerCommand(c.cfg.HiveID, cmd)
+		if err != nil {
+			return errors.Join(err, svc.Stop())
+		}
+		if err := svc.AddEndpoint(cmd, c.handler("worker."+cmd), micro.WithEndpointSubject(subj)); err != nil {
+			return errors.Join(fmt.Errorf("add endpoint %s: %w", cmd, err), svc.Stop())
+		}
+	}
+	wildcard, _ := subjects.WorkerCommandWildcard(c.cfg.HiveID)
+	if err := svc.AddEndpoint("unknown", micro.HandlerFunc(func(req micro.Request) {
+		cmd := strings.TrimPrefix(req.Subject(), group+".")
+		for _, known := range subjects.Commands {
+			if cmd == known {
+				return // served by its own endpoint
+			}
+		}
+		c.handler("worker." + cmd).Handle(req)
+	}), micro.WithEndpointSubject(wildcard), micro.WithEndpointQueueGroup(unknownQueue)); err != nil {
+		return errors.Join(fmt.Errorf("add endpoint unknown: %w", err), svc.Stop())
+	}
+	c.svc = svc
+	c.log.Info("serving worker commands", "subjects", group+".{spawn,delete,list,get}",
+		"max_in_flight", c.cfg.MaxInFlight, "service_id", svc.Info().ID)
+	return nil
+}
+
+// handler hands each request to its own goroutine so a slow command never
+// holds up another, and answers busy beyond the in-flight limit.
+func (c *Consumer) handler(kind string) micro.Handler {
+	return micro.HandlerFunc(func(req micro.Request) {
+		select {
+		case c.sem <- struct{}{}:
+		default:
+			c.run(kind, req, &commands.Error{Code: commands.CodeBusy,
+				Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
+			return
+		}
+		c.inflight.Add(1)
+		go func() {
+			defer c.inflight.Done()
+			defer func() { <-c.sem }()
+			c.run(kind, req, nil)
+		}()
+	})
+}
+
+// Reply is the body of every reply and of job.<job_id>.result.
+type Reply struct {
+	OK        bool            `json:"ok"`
+	Kind      string          `json:"kind"`
+	HiveID    string          `json:"hive_id"`
+	JobID     string          `json:"job_id"`
+	CommandID string          `json:"command_id"`
+	Result    any             `json:"result,omitempty"`
+	Error     *commands.Error `json:"error,omitempty"`
+}
+
+// run executes one command (or reports refuse, when set) and publishes its
+// narration, result and reply.
+func (c *Consumer) run(kind string, req micro.Request, refuse *commands.Error) {
+	start := time.Now()
+	cmd, env, decodeErr := commands.Decode(kind, req.Data())
+	j := c.jobs.acquire(env.JobID)
+	defer c.jobs.release(j)
+	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: env.CommandID, job: j}
+	verb := actionVerb(kind)
+	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
+		fmt.Sprintf("Hive %s received %s command %s.", c.cfg.HiveID, kind, env.CommandID), commands.Fields{})
+
+	var result any
+	var err error
+	switch {
+	case refuse != nil:
+		err = refuse
+	case decodeErr != nil:
+		err = decodeErr
+	default:
+		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Defaults: c.cfg.Defaults})
+	}
+	reply := Reply{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
+	if err != nil {
+		reply.Error = commands.ToError(err)
+	} else {
+		reply.Result = result
+	}
+	body, merr := json.Marshal(reply)
+	if merr != nil {
+		c.log.Error("encode reply", "kind", kind, "err", merr)
+		reply.OK, reply.Result = false, nil
+		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: "encode reply: " + merr.Error()}
+		body, _ = json.Marshal(reply)
+	}
+
+	ok := reply.OK
+	end := Event{Action: endAction(verb, ok), Level: commands.LevelInfo, OK: &ok, Error: reply.Error}
+	end.Human, end.WorkerID, end.PID = summary(kind, reply)
+	if !ok {
+		end.Level = commands.LevelError
+	}
+	n.publish(end)
+	if subj, serr := subjects.JobResult(env.JobID); serr == nil {
+		if perr := c.nc.Publish(subj, body); perr != nil {
+			c.log.Warn("publish result", "subject", subj, "err", perr)
+		}
+	}
+	if req.Reply() != "" {
+		var rerr error
+		if reply.Error != nil {
+			rerr = req.Error(reply.Error.Code, headerText(reply.Error.Message), body)
+		} else {
+			rerr = req.Respond(body)
+		}
+		if rerr != nil {
+			c.log.Warn("reply", "kind", kind, "job_id", env.JobID, "err", rerr)
+		}
+	}
+	c.stats.record(kind, reply.Error)
+	attrs := []any{"kind", kind, "job_id", env.JobID, "command_id", env.CommandID, "ok", ok, "took", time.Since(start).Round(time.Microsecond)}
+	if reply.Error != nil {
+		attrs = append(attrs, "code", reply.Error.Code, "error", reply.Error.Message)
+	}
+	if reply.Error != nil && reply.Error.Code == commands.CodeInternal {
+		c.log.Error("command failed", attrs...)
+	} else {
+		c.log.Info("command", attrs...)
+	}
+}
+
+// headerText makes an error message fit a NATS header value: one line, short.
+func headerText(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func actionVerb(kind string) string {
+	switch kind {
+	case commands.KindSpawn:
+		return "spawn"
+	case commands.KindDelete:
+		return "delete"
+	case commands.KindList:
+		return "list"
+	case commands.KindGet:
+		return "get"
+	}
+	return "command"
+}
+
+func endAction(verb string, ok bool) string {
+	if !ok {
+		return "worker_" + verb + "_failed"
+	}
+	switch verb {
+	case "spawn":
+		return "worker_spawned"
+	case "delete":
+		return "worker_deleted"
+	case "list":
+		return "worker_listed"
+	}
+	return "worker_got"
+}
+
+// summary is the readable sentence of a command's end event.
+func summary(kind string, r Reply) (human, workerID string, pid int) {
+	if r.Error != nil {
+		return fmt.Sprintf("%s failed (%s): %s", kind, r.Error.Code, headerText(r.Error.Message)), "", 0
+	}
+	switch v := r.Result.(type) {
+	case commands.SpawnResult:
+		if v.Existing {
+			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
+		}
+		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
+	case commands.DeleteResult:
+		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
+	case commands.ListResult:
+		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0
+	case commands.GetResult:
+		return fmt.Sprintf("Worker %s is running as pid %d.", v.WorkerID, v.PID), v.WorkerID, v.PID
+	}
+	return kind + " done.", "", 0
+}
+
+// Close stops taking commands, waits for those in flight (cancelling them
+// when ctx ends first), and flushes what was published. It leaves the
+// connection open: the caller drains or closes it.
+func (c *Consumer) Close(ctx context.Context) error {
+	var errs []error
+	if c.svc != nil {
+		if err := c.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop service: %w", err))
+		}
+	}
+	done := make(chan struct{})
+	go func() { c.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.log.Warn("commands still running at shutdown; interrupting them", "in_flight", len(c.sem))
+		c.cancelRun()
+		<-done
+	}
+	c.cancelRun()
+	if err := c.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		errs = append(errs, fmt.Errorf("flush: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// stats are the agent's own counters, shown by `nats micro stats hive-agent`.
+type stats struct {
+	mu     sync.Mutex
+	byKind map[string]uint64
+	byCode map[string]uint64
+}
+
+func (s *stats) record(kind string, e *commands.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byKind[kind]++
+	if e != nil {
+		s.byCode[e.Code]++
+	}
+}
+
+// StatsData is the custom data of the service's stats.
+type StatsData struct {
+	InFlight    int               `json:"in_flight"`
+	MaxInFlight int               `json:"max_in_flight"`
+	Commands    map[string]uint64 `json:"commands"`
+	Errors      map[string]uint64 `json:"errors"`
+}
+
+func (s *stats) snapshot(inFlight, max int) StatsData {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := StatsData{InFlight: inFlight, MaxInFlight: max, Commands: map[string]uint64{}, Errors: map[string]uint64{}}
+	for k, v := range s.byKind {
+		d.Commands[k] = v
+	}
+	for k, v := range s.byCode {
+		d.Errors[k] = v
+	}
+	return d
+}

@@ -1,0 +1,107 @@
+package consumer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// StartedEvent is published on hive.<hive_id>.events.worker.started.
+type StartedEvent struct {
+	HiveID     string `json:"hive_id"`
+	WorkerID   string `json:"worker_id"`
+	JobID      string `json:"job_id"`
+	PID        int    `json:"pid"`
+	Port       int    `json:"port"`
+	ModelID    string `json:"model_id"`
+	Device     string `json:"device"`
+	WorkerType string `json:"worker_type"`
+	StartedAt  string `json:"started_at"`
+}
+
+// ExitedEvent is published on hive.<hive_id>.events.worker.exited.
+type ExitedEvent struct {
+	HiveID   string `json:"hive_id"`
+	WorkerID string `json:"worker_id"`
+	JobID    string `json:"job_id"`
+	PID      int    `json:"pid"`
+	// ExitCode is set when the worker exited; Signal when a signal ended it.
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Signal   string   `json:"signal,omitempty"`
+	RanMS    int64    `json:"ran_ms"`
+	LogTail  []string `json:"log_tail"`
+}
+
+// ExitLogLines is how many log lines an exited event carries.
+const ExitLogLines = 20
+
+func workerKey(w spawner.Worker) string {
+	return strconv.Itoa(w.PID) + "/" + strconv.FormatInt(w.StartTime, 10)
+}
+
+// WorkerStarted publishes the started event of a worker this agent just
+// started, and keeps its job's narration sequence for the exit. Wire it to
+// spawner.Config.OnStart.
+func (c *Consumer) WorkerStarted(w spawner.Worker) {
+	c.heldMu.Lock()
+	c.held[workerKey(w)] = c.jobs.acquire(w.JobID)
+	c.heldMu.Unlock()
+	c.publishEvent(subjects.EventStarted, StartedEvent{
+		HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID, Port: w.Port,
+		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),
+		StartedAt: w.StartedAt().Format(TimeFormat),
+	})
+}
+
+// WorkerExited publishes the exited event of a worker this agent started
+// and narrates its end on the spawning job. Wire it to spawner.Config.OnExit.
+func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
+	tail, err := spawner.LogTail(w.LogPath, ExitLogLines)
+	if err != nil {
+		c.log.Warn("read worker log", "worker_id", w.WorkerID, "err", err)
+		tail = []string{}
+	}
+	ev := ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
+		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail}
+	level := commands.LevelInfo
+	if e.Signal == "" {
+		code := e.Code
+		ev.ExitCode = &code
+	}
+	if e.Signal != "" || e.Code != 0 {
+		level = commands.LevelWarn
+	}
+	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS)
+	c.publishEvent(subjects.EventExited, ev)
+
+	c.heldMu.Lock()
+	j, ok := c.held[workerKey(w)]
+	delete(c.held, workerKey(w))
+	c.heldMu.Unlock()
+	if !ok {
+		j = c.jobs.acquire(w.JobID)
+	}
+	defer c.jobs.release(j)
+	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: w.CommandID, job: j}
+	n.Narrate("worker_exited", level, fmt.Sprintf("Worker %s (pid %d) %s after %d ms.", w.WorkerID, w.PID, e, e.RanMS),
+		commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
+}
+
+func (c *Consumer) publishEvent(event string, v any) {
+	subj, err := subjects.WorkerEvent(c.cfg.HiveID, event)
+	if err != nil {
+		c.log.Error("event subject", "err", err)
+		return
+	}
+	body, err := json.Marshal(v)
+	if err == nil {
+		err = c.nc.Publish(subj, body)
+	}
+	if err != nil {
+		c.log.Warn("publish event", "subject", subj, "err", err)
+	}
+}

@@ -1,0 +1,110 @@
+package consumer
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// TimeFormat is RFC 3339 with nanoseconds, fixed width so events sort as text.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Event is one narration event on job.<job_id>.narration.
+type Event struct {
+	Seq       uint64          `json:"seq"`
+	TS        string          `json:"ts"`
+	HiveID    string          `json:"hive_id"`
+	JobID     string          `json:"job_id"`
+	CommandID string          `json:"command_id"`
+	Actor     string          `json:"actor"`
+	Action    string          `json:"action"`
+	Level     string          `json:"level"`
+	Human     string          `json:"human"`
+	WorkerID  string          `json:"worker_id,omitempty"`
+	PID       int             `json:"pid,omitempty"`
+	OK        *bool           `json:"ok,omitempty"`
+	Error     *commands.Error `json:"error,omitempty"`
+}
+
+// job numbers the narration events of one job id. Commands that share a
+// job id (and a spawned worker's later exit) share one sequence.
+type job struct {
+	id   string
+	mu   sync.Mutex // held while numbering and publishing, so seq order is wire order
+	seq  uint64
+	refs int
+}
+
+// jobs holds the sequence of every job with a command in flight or a
+// worker this agent started still running; the rest are forgotten.
+type jobs struct {
+	mu sync.Mutex
+	m  map[string]*job
+}
+
+func (js *jobs) acquire(id string) *job {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if js.m == nil {
+		js.m = map[string]*job{}
+	}
+	j := js.m[id]
+	if j == nil {
+		j = &job{id: id}
+		js.m[id] = j
+	}
+	j.refs++
+	return j
+}
+
+func (js *jobs) release(j *job) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	j.refs--
+	if j.refs == 0 {
+		delete(js.m, j.id)
+	}
+}
+
+// narrator publishes the events of one command on its job's subject.
+type narrator struct {
+	nc        *nats.Conn
+	log       *slog.Logger
+	hiveID    string
+	commandID string
+	job       *job
+}
+
+var _ commands.Narrator = (*narrator)(nil)
+
+// Narrate publishes one progress event.
+func (n *narrator) Narrate(action, level, human string, f commands.Fields) {
+	n.publish(Event{Action: action, Level: level, Human: human, WorkerID: f.WorkerID, PID: f.PID})
+}
+
+func (n *narrator) publish(e Event) {
+	subj, err := subjects.JobNarration(n.job.id)
+	if err != nil {
+		n.log.Error("narration subject", "job_id", n.job.id, "err", err)
+		return
+	}
+	n.job.mu.Lock()
+	defer n.job.mu.Unlock()
+	n.job.seq++
+	e.Seq = n.job.seq
+	e.TS = time.Now().UTC().Format(TimeFormat)
+	e.HiveID, e.JobID, e.CommandID, e.Actor = n.hiveID, n.job.id, n.commandID, "hive-agent"
+	body, err := json.Marshal(e)
+	if err == nil {
+		err = n.nc.Publish(subj, body)
+	}
+	if err != nil {
+		n.log.Warn("publish narration", "subject", subj, "action", e.Action, "err", err)
+	}
+}

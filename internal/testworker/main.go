@@ -1,0 +1,132 @@
+// Command testworker behaves like an rbee LLM worker for hive-agent's
+// tests: it takes the worker flags, listens on its port and serves /health.
+// What else it does is read from the model id, after its last '@':
+//
+//	crash            print a line and exit 3 at once
+//	crash-after=D    exit 3 after duration D
+//	ignore-term      ignore SIGTERM
+//	fork             start a child process (same group) that sleeps
+//	fork-ignore-term like fork, and the child ignores SIGTERM
+//	ready-after=D    /health answers 503 until D has passed
+//	no-health        never answer /health with 200
+//	lines=N          print N numbered log lines at start
+//
+// e.g. --model "test/model@ignore-term,fork".
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "child" {
+		child(len(os.Args) > 2 && os.Args[2] == "ignore-term")
+		return
+	}
+	workerID := flag.String("worker-id", "", "worker id")
+	model := flag.String("model", "", "model id")
+	device := flag.String("device", "", "device")
+	port := flag.Int("port", 0, "port")
+	queen := flag.String("queen-url", "", "queen url")
+	flag.Parse()
+	if *workerID == "" || *model == "" || *device == "" || *port == 0 || *queen == "" {
+		fmt.Fprintln(os.Stderr, "testworker: --worker-id, --model, --device, --port and --queen-url are required")
+		os.Exit(2)
+	}
+	opts := options(*model)
+	fmt.Printf("testworker %s pid %d model %s device %s port %d queen %s\n", *workerID, os.Getpid(), *model, *device, *port, *queen)
+	if n, err := strconv.Atoi(opts["lines"]); err == nil {
+		for i := 1; i <= n; i++ {
+			fmt.Printf("line %d\n", i)
+		}
+	}
+	if _, ok := opts["crash"]; ok {
+		fmt.Fprintln(os.Stderr, "testworker: crashing at start as asked")
+		os.Exit(3)
+	}
+	if d, err := time.ParseDuration(opts["crash-after"]); err == nil {
+		time.AfterFunc(d, func() {
+			fmt.Fprintln(os.Stderr, "testworker: crashing as asked")
+			os.Exit(3)
+		})
+	}
+	sigs := make(chan os.Signal, 1)
+	if _, ok := opts["ignore-term"]; ok {
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("testworker: ignoring SIGTERM")
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM)
+	}
+	for _, mode := range []string{"fork", "fork-ignore-term"} {
+		if _, ok := opts[mode]; ok {
+			arg := ""
+			if mode == "fork-ignore-term" {
+				arg = "ignore-term"
+			}
+			c := exec.Command(os.Args[0], "child", arg)
+			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "testworker: fork:", err)
+				os.Exit(5)
+			}
+			fmt.Printf("testworker: child pid %d\n", c.Process.Pid)
+			go c.Wait()
+		}
+	}
+	readyAt := time.Now()
+	if d, err := time.ParseDuration(opts["ready-after"]); err == nil {
+		readyAt = readyAt.Add(d)
+	}
+	_, noHealth := opts["no-health"]
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testworker: listen:", err)
+		os.Exit(4)
+	}
+	fmt.Printf("testworker: listening on %s\n", l.Addr())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if noHealth || time.Now().Before(readyAt) {
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	go http.Serve(l, mux)
+	<-sigs
+	fmt.Println("testworker: got SIGTERM, exiting")
+	os.Exit(0)
+}
+
+func options(model string) map[string]string {
+	opts := map[string]string{}
+	i := strings.LastIndexByte(model, '@')
+	if i < 0 {
+		return opts
+	}
+	for _, o := range strings.Split(model[i+1:], ",") {
+		k, v, _ := strings.Cut(o, "=")
+		opts[k] = v
+	}
+	return opts
+}
+
+func child(ignoreTerm bool) {
+	if ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), syscall.Getpgrp())
+	for {
+		time.Sleep(time.Hour)
+	}
+}
