@@ -119,7 +119,9 @@ func bestEffortEnvelope(body []byte) Envelope {
 			JobID     any `json:"job_id"`
 			CommandID any `json:"command_id"`
 		}
-		if json.Unmarshal(body, &raw) == nil {
+		// Decode, not Unmarshal: the first object's ids are kept even
+		// when data follows it.
+		if json.NewDecoder(bytes.NewReader(body)).Decode(&raw) == nil {
 			env.JobID = validOrEmpty(raw.JobID)
 			env.CommandID = validOrEmpty(raw.CommandID)
 		}
@@ -141,7 +143,9 @@ func decodeError(err error) *Error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// Field is a dotted path that names embedded structs too
+		// ("Envelope.job_id"); the wire name is its last element.
+		field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
 		if field == "" {
 			return BadRequest("", "body must be a JSON object, not %s", typeErr.Value)
 		}

@@ -142,6 +142,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("add endpoint unknown: %w", err), svc.Stop())
 	}
 	c.svc = svc
+	// Subscriptions are sent asynchronously; once Start returns the agent
+	// must be reachable, so wait for the server to have them all.
+	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
+		return errors.Join(fmt.Errorf("flush subscriptions: %w", err), svc.Stop())
+	}
 	c.log.Info("serving worker commands", "subjects", group+".{spawn,delete,list,get}",
 		"max_in_flight", c.cfg.MaxInFlight, "service_id", svc.Info().ID)
 	return nil
