@@ -1,0 +1,101 @@
+package consumer_test
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// Every bad input gets its exact error code (and field), a reply that still
+// carries kind and hive_id, and the agent answers the next command.
+func TestConsumer_BadInputs(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) {
+		o.devices = spawner.DeviceProbe{NvidiaProcDir: t.TempDir(), NvidiaSMI: "/nonexistent/nvidia-smi"}
+	})
+	a.must(t, "spawn", `{"command_id":"first","worker_id":"taken","model_id":"m","device":"cpu","wait":"exec"}`, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busyPort := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+
+	huge := `{"model_id":"` + strings.Repeat("x", 1_000_000) + `","device":"cpu"}`
+	cases := []struct {
+		name, cmd, body, code, field string
+	}{
+		{"not JSON", "spawn", `garbage`, commands.CodeBadRequest, ""},
+		{"binary", "spawn", "\x00\xff\xfe\x01", commands.CodeBadRequest, ""},
+		{"JSON array", "list", `[]`, commands.CodeBadRequest, ""},
+		{"truncated JSON", "spawn", `{"model_id":"m"`, commands.CodeBadRequest, ""},
+		{"1 MB body", "spawn", huge, commands.CodeBadRequest, ""},
+		{"unknown field", "spawn", `{"model_id":"m","device":"cpu","devcie":"cuda:0"}`, commands.CodeBadRequest, "devcie"},
+		{"unknown field on list", "list", `{"verbose":true}`, commands.CodeBadRequest, "verbose"},
+		{"wrong type", "spawn", `{"model_id":"m","device":"cpu","port":"9001"}`, commands.CodeBadRequest, "port"},
+		{"missing model", "spawn", `{"device":"cpu"}`, commands.CodeBadRequest, "model_id"},
+		{"missing device", "spawn", `{"model_id":"m"}`, commands.CodeBadRequest, "device"},
+		{"model like a flag", "spawn", `{"model_id":"--help","device":"cpu"}`, commands.CodeBadRequest, "model_id"},
+		{"bad device", "spawn", `{"model_id":"m","device":"gpu"}`, commands.CodeBadRequest, "device"},
+		{"type disagrees with device", "spawn", `{"model_id":"m","device":"cpu","worker_type":"cuda-llm"}`, commands.CodeBadRequest, "worker_type"},
+		{"port below 1024", "spawn", `{"model_id":"m","device":"cpu","port":80}`, commands.CodeBadRequest, "port"},
+		{"bad wait", "spawn", `{"model_id":"m","device":"cpu","wait":"forever"}`, commands.CodeBadRequest, "wait"},
+		{"metal on linux", "spawn", `{"model_id":"m","device":"metal"}`, commands.CodeDeviceUnavailable, ""},
+		{"GPU that is not there", "spawn", `{"model_id":"m","device":"cuda:3"}`, commands.CodeDeviceUnavailable, ""},
+		{"duplicate worker id", "spawn", `{"worker_id":"taken","model_id":"m","device":"cpu"}`, commands.CodeConflict, ""},
+		{"port taken", "spawn", `{"worker_id":"p","model_id":"m","device":"cpu","port":` + busyPort + `}`, commands.CodeConflict, ""},
+		{"grace too long", "delete", `{"worker_id":"taken","grace_ms":60001}`, commands.CodeBadRequest, "grace_ms"},
+		{"grace invalid for unknown worker", "delete", `{"worker_id":"nobody","grace_ms":-1}`, commands.CodeBadRequest, "grace_ms"},
+		{"delete unknown worker", "delete", `{"worker_id":"nobody"}`, commands.CodeNotFound, ""},
+		{"get unknown worker", "get", `{"worker_id":"nobody"}`, commands.CodeNotFound, ""},
+		{"too many log lines", "get", `{"worker_id":"taken","log_lines":1001}`, commands.CodeBadRequest, "log_lines"},
+		{"unknown command", "restart", `{}`, commands.CodeUnknownCommand, ""},
+		{"unknown deeper subject", "spawn.now", `{}`, commands.CodeUnknownCommand, ""},
+		{"job id with a dot", "list", `{"job_id":"a.b"}`, commands.CodeBadRequest, "job_id"},
+		{"command id wildcard", "list", `{"command_id":">"}`, commands.CodeBadRequest, "command_id"},
+	}
+	for _, id := range []struct{ name, value string }{
+		{"dot", "a.b"}, {"star", "*"}, {"gt", ">"}, {"space", "a b"}, {"empty", ""}, {"65 chars", strings.Repeat("w", 65)},
+	} {
+		cases = append(cases,
+			struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on delete", "delete", `{"worker_id":"` + id.value + `"}`, commands.CodeBadRequest, "worker_id"},
+			struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on get", "get", `{"worker_id":"` + id.value + `"}`, commands.CodeBadRequest, "worker_id"},
+		)
+		if id.value != "" { // an empty worker_id on spawn means "choose one"
+			cases = append(cases, struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on spawn", "spawn",
+				`{"worker_id":"` + id.value + `","model_id":"m","device":"cpu"}`, commands.CodeBadRequest, "worker_id"})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := a.req(t, c.cmd, c.body)
+			wantError(t, r, c.code, c.field)
+			if r.Kind != "worker."+c.cmd || r.HiveID != a.hive || r.JobID == "" || r.CommandID == "" {
+				t.Errorf("error reply lacks its envelope: %s", r.raw)
+			}
+			a.stillServes(t)
+		})
+	}
+	if got := testenv.Marked(a.hive); len(got) != 1 {
+		t.Errorf("bad inputs started or stopped processes: got %v, want only the one worker", got)
+	}
+	a.must(t, "delete", `{"worker_id":"taken"}`, nil)
+}
+
+func TestConsumer_MissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	empty := t.TempDir()
+	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.workerDirs = []string{empty} })
+	r := a.req(t, "spawn", `{"model_id":"m","device":"cpu"}`)
+	wantError(t, r, commands.CodeBinaryNotFound, "")
+	for _, want := range []string{"cpu-llm-worker-rbee", empty, "PATH"} {
+		if !strings.Contains(r.Error.Message, want) {
+			t.Errorf("message %q does not say where it looked (%s)", r.Error.Message, want)
+		}
+	}
+	a.stillServes(t)
+}
