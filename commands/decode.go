@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -93,6 +94,11 @@ func Decode(kind string, body []byte) (Command, Envelope, *Error) {
 	if body[0] != '{' {
 		return nil, env, BadRequest("", "body is not a JSON object; send one JSON object such as {}")
 	}
+	// encoding/json matches keys without regard to case and lets a repeated
+	// key win silently; the protocol wants exact names, each once.
+	if e := checkKeys(body, cmd); e != nil {
+		return nil, env, e
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cmd); err != nil {
@@ -171,4 +177,53 @@ func jsonTypeName(goKind string) string {
 		return "true or false"
 	}
 	return goKind
+}
+
+// checkKeys rejects a top-level key that is not exactly one of v's JSON
+// field names, or that appears twice. Syntax errors are left to the decoder.
+func checkKeys(body []byte, v any) *Error {
+	known := jsonFields(reflect.TypeOf(v).Elem())
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if !known[key] {
+			return BadRequest(key, "unknown field")
+		}
+		if seen[key] {
+			return BadRequest(key, "given more than once")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonFields lists the JSON names of t's exported fields, embedded structs included.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for k := range jsonFields(f.Type) {
+				out[k] = true
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "" && name != "-" {
+			out[name] = true
+		}
+	}
+	return out
 }

@@ -451,3 +451,21 @@ func TestDecode_GeneratedWorkerID(t *testing.T) {
 		t.Errorf("got worker_id %q, want %q", got, "mine")
 	}
 }
+
+// Field names are exact and each may appear once: encoding/json alone would
+// take "MODEL_ID" for model_id and let a repeated key win silently.
+func TestDecode_ExactFieldNames(t *testing.T) {
+	for _, c := range []struct{ name, kind, body, field string }{
+		{"upper-case name", commands.KindSpawn, `{"MODEL_ID":"m","device":"cpu"}`, "MODEL_ID"},
+		{"mixed-case name", commands.KindDelete, `{"Worker_Id":"w"}`, "Worker_Id"},
+		{"mixed-case envelope", commands.KindList, `{"Job_ID":"j"}`, "Job_ID"},
+		{"repeated key", commands.KindSpawn, `{"model_id":"m","device":"cpu","model_id":"n"}`, "model_id"},
+		{"repeated envelope key", commands.KindGet, `{"worker_id":"w","job_id":"a","job_id":"b"}`, "job_id"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd, env, err := commands.Decode(c.kind, []byte(c.body))
+			checkBadRequest(t, cmd, err, c.field)
+			checkEnvelope(t, env)
+		})
+	}
+}

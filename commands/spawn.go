@@ -161,7 +161,8 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		Port: c.Port, QueenURL: queen, JobID: c.JobID, CommandID: c.CommandID,
 	})
 	var running *spawner.RunningError
-	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID {
+	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
+		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {
 		w := running.Worker
 		n.Narrate("worker_already_running", LevelInfo,
 			fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started.",

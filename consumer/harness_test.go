@@ -59,7 +59,7 @@ type agentOpts struct {
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
 // process of the hive must be gone when the test ends.
-func startAgent(t *testing.T, s *server.Server, opt ...func(*agentOpts)) *agent {
+func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent {
 	t.Helper()
 	o := agentOpts{hive: testenv.HiveID(t), workerDirs: []string{workerDir}, portMin: 9400, portMax: 9599}
 	for _, f := range opt {
@@ -104,7 +104,7 @@ func startAgent(t *testing.T, s *server.Server, opt ...func(*agentOpts)) *agent 
 	return a
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -127,7 +127,7 @@ type reply struct {
 func (a *agent) subject(cmd string) string { return "hive." + a.hive + ".worker." + cmd }
 
 // req sends body to hive.<hive>.worker.<cmd> and returns the decoded reply.
-func (a *agent) req(t *testing.T, cmd, body string) reply {
+func (a *agent) req(t testing.TB, cmd, body string) reply {
 	t.Helper()
 	msg, err := a.client.Request(a.subject(cmd), []byte(body), 30*time.Second)
 	if err != nil {
@@ -142,7 +142,7 @@ func (a *agent) req(t *testing.T, cmd, body string) reply {
 }
 
 // must is req that fails the test unless the reply is ok, decoding the result into v.
-func (a *agent) must(t *testing.T, cmd, body string, v any) reply {
+func (a *agent) must(t testing.TB, cmd, body string, v any) reply {
 	t.Helper()
 	r := a.req(t, cmd, body)
 	if !r.OK {
@@ -157,7 +157,7 @@ func (a *agent) must(t *testing.T, cmd, body string, v any) reply {
 }
 
 // wantError asserts that the reply is the given error code (and field, when not empty).
-func wantError(t *testing.T, r reply, code, field string) {
+func wantError(t testing.TB, r reply, code, field string) {
 	t.Helper()
 	if r.OK || r.Error == nil {
 		t.Fatalf("got ok reply %s, want error %s", r.raw, code)
@@ -174,7 +174,7 @@ func wantError(t *testing.T, r reply, code, field string) {
 }
 
 // stillServes checks that the agent answers the next command.
-func (a *agent) stillServes(t *testing.T) {
+func (a *agent) stillServes(t testing.TB) {
 	t.Helper()
 	var res commands.ListResult
 	a.must(t, "list", "", &res)
@@ -187,7 +187,7 @@ type watch struct {
 	cond chan struct{}
 }
 
-func (a *agent) watch(t *testing.T, subject string) *watch {
+func (a *agent) watch(t testing.TB, subject string) *watch {
 	t.Helper()
 	w := &watch{cond: make(chan struct{}, 1)}
 	sub, err := a.client.Subscribe(subject, func(m *nats.Msg) {
@@ -210,7 +210,7 @@ func (a *agent) watch(t *testing.T, subject string) *watch {
 }
 
 // waitFor waits until done(messages) is true, failing after 20 s.
-func (w *watch) waitFor(t *testing.T, what string, done func([][]byte) bool) [][]byte {
+func (w *watch) waitFor(t testing.TB, what string, done func([][]byte) bool) [][]byte {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -241,7 +241,7 @@ func joinMsgs(msgs [][]byte) string {
 	return b.String()
 }
 
-func events(t *testing.T, msgs [][]byte) []consumer.Event {
+func events(t testing.TB, msgs [][]byte) []consumer.Event {
 	t.Helper()
 	out := make([]consumer.Event, len(msgs))
 	for i, m := range msgs {
@@ -253,7 +253,7 @@ func events(t *testing.T, msgs [][]byte) []consumer.Event {
 }
 
 // endOf returns whether msgs holds a command's end event (one with ok set).
-func hasEnd(t *testing.T) func([][]byte) bool {
+func hasEnd(t testing.TB) func([][]byte) bool {
 	return func(msgs [][]byte) bool {
 		for _, e := range events(t, msgs) {
 			if e.OK != nil {
@@ -267,7 +267,7 @@ func hasEnd(t *testing.T) func([][]byte) bool {
 // checkNarration asserts the contract of one command's narration: seq 1, 2,
 // 3… without gaps, every field set, a first event whose action ends in
 // _start and a last (end) event with ok set.
-func checkNarration(t *testing.T, evs []consumer.Event, hive, job string) {
+func checkNarration(t testing.TB, evs []consumer.Event, hive, job string) {
 	t.Helper()
 	if len(evs) < 2 {
 		t.Fatalf("got %d narration events, want at least a start and an end", len(evs))

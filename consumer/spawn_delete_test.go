@@ -254,8 +254,11 @@ func TestConsumer_ResentSpawnStartsNothingNew(t *testing.T) {
 	if got := testenv.Marked(a.hive); len(got) != 1 {
 		t.Errorf("processes of the hive: got %v, want one", got)
 	}
-	// Another command for the same id is a conflict.
+	// Another command for the same id is a conflict, and so is the same
+	// command id asking for something else.
 	r := a.req(t, "spawn", `{"command_id":"other","worker_id":"w","model_id":"m","device":"cpu"}`)
+	wantError(t, r, commands.CodeConflict, "")
+	r = a.req(t, "spawn", `{"command_id":"retry-1","worker_id":"w","model_id":"another-model","device":"cpu"}`)
 	wantError(t, r, commands.CodeConflict, "")
 	a.must(t, "delete", `{"worker_id":"w"}`, nil)
 }
