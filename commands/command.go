@@ -111,10 +111,12 @@ type WorkerInfo struct {
 func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
 	return WorkerInfo{
 		WorkerID: w.WorkerID, PID: w.PID, WorkerType: string(w.WorkerType), ModelID: w.ModelID,
-		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: formatTime(w.StartedAt()),
+		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: FormatTime(w.StartedAt()),
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
 	}
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// FormatTime is how times other than narration timestamps go on the wire:
+// RFC 3339 in UTC with milliseconds.
+func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

@@ -493,12 +493,12 @@ func TestList_Execute(t *testing.T) {
 	}
 	info1 := commands.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cuda-llm", ModelID: "meta-llama/Llama-3-8b", Device: "cuda:0",
-		Port: 9101, JobID: "job-1", StartedAt: "2026-11-26T17:00:00.5Z", UptimeMS: 9500, RSSBytes: 1 << 30,
+		Port: 9101, JobID: "job-1", StartedAt: "2026-11-26T17:00:00.500Z", UptimeMS: 9500, RSSBytes: 1 << 30,
 		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log",
 	}
 	info2 := commands.WorkerInfo{
 		WorkerID: "w2", PID: 7, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu",
-		StartedAt: "2026-11-26T17:00:11Z", UptimeMS: 0,
+		StartedAt: "2026-11-26T17:00:11.000Z", UptimeMS: 0,
 	}
 	tests := []struct {
 		name     string
@@ -550,7 +550,7 @@ func TestGet_Execute(t *testing.T) {
 	}
 	wantInfo := commands.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu", Port: 9100, JobID: "job-1",
-		StartedAt: "2026-11-26T17:00:00Z", UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
+		StartedAt: "2026-11-26T17:00:00.000Z", UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
 	}
 	tests := []struct {
 		name      string

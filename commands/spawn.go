@@ -131,7 +131,7 @@ func spawnResultOf(w spawner.Worker, wait string, existing bool) SpawnResult {
 	return SpawnResult{
 		WorkerID: w.WorkerID, PID: w.PID, Port: w.Port, Device: w.Device, WorkerType: string(w.WorkerType),
 		ModelID: w.ModelID, BinaryPath: w.BinaryPath, LogPath: w.LogPath,
-		StartedAt: formatTime(w.StartedAt()), Wait: wait, Existing: existing,
+		StartedAt: FormatTime(w.StartedAt()), Wait: wait, Existing: existing,
 	}
 }
 

@@ -53,7 +53,7 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 	c.publishEvent(subjects.EventStarted, StartedEvent{
 		HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID, Port: w.Port,
 		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),
-		StartedAt: w.StartedAt().Format(TimeFormat),
+		StartedAt: commands.FormatTime(w.StartedAt()),
 	})
 }
 
