@@ -152,14 +152,23 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
+// inbound is what a command needs of its request message. It is copied
+// out before the handler returns: micro reads its request's state after the
+// handler returns, so a request must not be touched from another goroutine.
+type inbound struct {
+	subject, reply string
+	data           []byte
+}
+
 // handler hands each request to its own goroutine so a slow command never
 // holds up another, and answers busy beyond the in-flight limit.
 func (c *Consumer) handler(kind string) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
+		in := inbound{subject: req.Subject(), reply: req.Reply(), data: req.Data()}
 		select {
 		case c.sem <- struct{}{}:
 		default:
-			c.run(kind, req, &commands.Error{Code: commands.CodeBusy,
+			c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
 				Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
 			return
 		}
@@ -167,7 +176,7 @@ func (c *Consumer) handler(kind string) micro.Handler {
 		go func() {
 			defer c.inflight.Done()
 			defer func() { <-c.sem }()
-			c.run(kind, req, nil)
+			c.run(kind, in, nil)
 		}()
 	})
 }
@@ -185,9 +194,9 @@ type Reply struct {
 
 // run executes one command (or reports refuse, when set) and publishes its
 // narration, result and reply.
-func (c *Consumer) run(kind string, req micro.Request, refuse *commands.Error) {
+func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 	start := time.Now()
-	cmd, env, decodeErr := commands.Decode(kind, req.Data())
+	cmd, env, decodeErr := commands.Decode(kind, in.data)
 	j := c.jobs.acquire(env.JobID)
 	defer c.jobs.release(j)
 	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: env.CommandID, job: j}
@@ -231,15 +240,14 @@ func (c *Consumer) run(kind string, req micro.Request, refuse *commands.Error) {
 			c.log.Warn("publish result", "subject", subj, "err", perr)
 		}
 	}
-	if req.Reply() != "" {
-		var rerr error
+	if in.reply != "" {
+		msg := &nats.Msg{Subject: in.reply, Data: body}
 		if reply.Error != nil {
-			rerr = req.Error(reply.Error.Code, headerText(reply.Error.Message), body)
-		} else {
-			rerr = req.Respond(body)
+			// The micro convention, so service-aware clients see an error.
+			msg.Header = nats.Header{micro.ErrorCodeHeader: {reply.Error.Code}, micro.ErrorHeader: {headerText(reply.Error.Message)}}
 		}
-		if rerr != nil {
-			c.log.Warn("reply", "kind", kind, "job_id", env.JobID, "err", rerr)
+		if err := c.nc.PublishMsg(msg); err != nil {
+			c.log.Warn("reply", "kind", kind, "job_id", env.JobID, "err", err)
 		}
 	}
 	c.stats.record(kind, reply.Error)

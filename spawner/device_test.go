@@ -98,7 +98,7 @@ func envWith(key, val string) func(string) (string, bool) {
 	}
 }
 
-func mustParse(t *testing.T, s string) Device {
+func mustParse(t testing.TB, s string) Device {
 	t.Helper()
 	d, err := ParseDevice(s)
 	if err != nil {

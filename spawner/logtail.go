@@ -58,8 +58,17 @@ func LogTail(path string, n int) ([]string, error) {
 		return []string{}, nil
 	}
 	lines := strings.Split(text, "\n")
-	if off > 0 && len(lines) > 1 {
-		lines = lines[1:] // the first piece may start mid-line
+	if off > 0 {
+		if len(lines) > 1 {
+			lines = lines[1:] // the first piece may start mid-line
+		} else {
+			// One line longer than all that was read: show its end, marked.
+			first := lines[0]
+			for len(first) > 0 && !utf8.RuneStart(first[0]) {
+				first = first[1:]
+			}
+			lines[0] = "…" + first
+		}
 	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -93,7 +93,7 @@ func (s *Spawner) inspect(ctx context.Context, pid int, keep func(marker) bool) 
 	if err != nil || len(uids) < 2 || int(uids[1]) != s.euid {
 		return Worker{}, false
 	}
-	st, err := p.CreateTimeWithContext(ctx)
+	st, err := processStartTime(ctx, pid)
 	if err != nil {
 		return Worker{}, false
 	}
@@ -118,8 +118,13 @@ func (s *Spawner) verify(ctx context.Context, w Worker) error {
 	return nil
 }
 
+// processStartTime is when pid started, in ms since the epoch.
 func processStartTime(ctx context.Context, pid int) (int64, error) {
-	return (&process.Process{Pid: int32(pid)}).CreateTimeWithContext(ctx)
+	ms, err := (&process.Process{Pid: int32(pid)}).CreateTimeWithContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return ms + startTimeOffsetMS(), nil
 }
 
 // groupGone reports whether no live (non-zombie) process is left in the

@@ -1,0 +1,122 @@
+package spawner
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkStartStop starts a worker (no alive window) and stops it with
+// SIGTERM, reaping it, as a delete right after a spawn does. Compare with
+// BenchmarkBareForkExec: the difference is the spawner's own work (process
+// table scans, marker, log file, identity checks, group wait).
+func BenchmarkStartStop(b *testing.B) {
+	h := newHarness(b, 9700, 9799)
+	spec := h.spec(b, "bench", "m")
+	var startD, stopD time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		hd, err := h.Start(b.Context(), spec)
+		if err != nil {
+			b.Fatalf("Start: %v", err)
+		}
+		t1 := time.Now()
+		if _, err := h.Stop(b.Context(), spec.WorkerID, 5*time.Second, nil); err != nil {
+			b.Fatalf("Stop: %v", err)
+		}
+		<-hd.Done()
+		startD += t1.Sub(t0)
+		stopD += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(startD.Microseconds())/float64(n), "start-µs/op")
+	b.ReportMetric(float64(stopD.Microseconds())/float64(n), "stop-µs/op")
+}
+
+// BenchmarkBareForkExec is the floor for BenchmarkStartStop: the same
+// worker binary and argv started in its own session, sent SIGTERM and waited for.
+func BenchmarkBareForkExec(b *testing.B) {
+	bin := binary(b, CPU)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	var startD, stopD time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		cmd := exec.Command(bin, "--worker-id", "bench", "--model", "m", "--device", "cpu",
+			"--port", port, "--queen-url", testQueenURL)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			b.Fatalf("start: %v", err)
+		}
+		t1 := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			b.Fatalf("signal: %v", err)
+		}
+		cmd.Wait()
+		startD += t1.Sub(t0)
+		stopD += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(startD.Microseconds())/float64(n), "start-µs/op")
+	b.ReportMetric(float64(stopD.Microseconds())/float64(n), "stop-µs/op")
+}
+
+// BenchmarkList lists a hive with 20 and with 200 workers running. Each
+// list reads the whole process table, so the machine's other processes
+// count too.
+func BenchmarkList(b *testing.B) {
+	h := newHarness(b, 9400, 9699)
+	var handles []*Handle
+	defer func() {
+		for _, hd := range handles {
+			if _, err := h.Stop(b.Context(), hd.WorkerID, 5*time.Second, nil); err != nil {
+				b.Errorf("Stop %s: %v", hd.WorkerID, err)
+			}
+			<-hd.Done()
+		}
+	}()
+	for _, workers := range []int{20, 200} {
+		var started []*Handle
+		for len(handles) < workers {
+			hd, err := h.Start(b.Context(), h.spec(b, fmt.Sprintf("w%03d", len(handles)), "m"))
+			if err != nil {
+				b.Fatalf("Start: %v", err)
+			}
+			handles = append(handles, hd)
+			started = append(started, hd)
+		}
+		// Wait until every new worker is up, so none can vanish mid-benchmark.
+		var wg sync.WaitGroup
+		for _, hd := range started {
+			wg.Go(func() {
+				if err := hd.WaitReady(b.Context(), time.Minute); err != nil {
+					b.Errorf("WaitReady %s: %v", hd.WorkerID, err)
+				}
+			})
+		}
+		wg.Wait()
+		if b.Failed() {
+			return
+		}
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			for b.Loop() {
+				ws, err := h.List(b.Context())
+				if err != nil || len(ws) != workers {
+					b.Fatalf("List = %d workers, %v; want %d", len(ws), err, workers)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(workers), "µs/worker")
+		})
+	}
+}
