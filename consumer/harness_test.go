@@ -3,9 +3,7 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,19 +21,7 @@ import (
 var workerDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hive-agent-consumer-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := testenv.BuildWorker(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workerDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
 }
 
 // agent is one hive-agent wired as cmd/hive-agent wires it, on its own

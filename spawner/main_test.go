@@ -1,8 +1,6 @@
 package spawner
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/rbee/hive-agent/internal/testenv"
@@ -12,20 +10,5 @@ import (
 var workerDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "spawner-test-worker-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if err := testenv.BuildWorker(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	workerDir = dir
-	return m.Run()
+	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
 }

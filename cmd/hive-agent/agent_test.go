@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -24,21 +22,11 @@ import (
 var agentBin, workerDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hive-agent-cmd-test")
-	if err == nil {
-		err = testenv.BuildWorker(dir)
-	}
-	if err == nil {
+	testenv.Main(m, func(dir string) (err error) {
+		workerDir = dir
 		agentBin, err = testenv.BuildAgent(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workerDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+		return err
+	})
 }
 
 // proc is a running hive-agent binary.

@@ -202,3 +202,30 @@ func GroupMembers(pgid int) []int {
 	}
 	return pids
 }
+
+// Main is a package's TestMain: it builds the test worker into a fresh
+// directory, calls setup with it (setup may be nil), runs the tests, removes
+// the directory and exits.
+func Main(m *testing.M, setup func(dir string) error) {
+	os.Exit(runMain(m, setup))
+}
+
+func runMain(m *testing.M, setup func(dir string) error) int {
+	dir, err := os.MkdirTemp("", "hive-agent-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := BuildWorker(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if setup != nil {
+		if err := setup(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
