@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -70,10 +71,11 @@ func (c *Config) Validate() error {
 
 // Consumer serves one hive's worker commands over NATS.
 type Consumer struct {
-	cfg Config
-	nc  *nats.Conn
-	log *slog.Logger
-	svc micro.Service
+	cfg     Config
+	nc      *nats.Conn
+	log     *slog.Logger
+	svc     micro.Service
+	unknown *nats.Subscription
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -98,7 +100,7 @@ func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
 	return &Consumer{
 		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
 		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
-		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]uint64{}},
+		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]map[string]uint64{}},
 	}, nil
 }
 
@@ -113,8 +115,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		Version:     c.cfg.Version,
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
 		Metadata:    map[string]string{"hive_id": c.cfg.HiveID},
-		StatsHandler: func(*micro.Endpoint) any {
-			return c.stats.snapshot(len(c.sem), c.cfg.MaxInFlight)
+		StatsHandler: func(e *micro.Endpoint) any {
+			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight)
 		},
 	})
 	if err != nil {
@@ -125,22 +127,31 @@ func (c *Consumer) Start(ctx context.Context) error {
 		if err != nil {
 			return errors.Join(err, svc.Stop())
 		}
-		if err := svc.AddEndpoint(cmd, c.handler("worker."+cmd), micro.WithEndpointSubject(subj)); err != nil {
+		kind := "worker." + cmd
+		handler := micro.HandlerFunc(func(req micro.Request) {
+			c.dispatch(kind, inbound{subject: req.Subject(), reply: req.Reply(), data: req.Data()})
+		})
+		if err := svc.AddEndpoint(cmd, handler, micro.WithEndpointSubject(subj)); err != nil {
 			return errors.Join(fmt.Errorf("add endpoint %s: %w", cmd, err), svc.Stop())
 		}
 	}
+	// Any other subject under the group gets unknown_command. This is a plain
+	// queue subscription, not an endpoint: it sees every command too (and
+	// ignores the known ones), which would double the service's counts. Its
+	// queue group differs from the endpoints', so it never takes a known
+	// command from them.
 	wildcard, _ := subjects.WorkerCommandWildcard(c.cfg.HiveID)
-	if err := svc.AddEndpoint("unknown", micro.HandlerFunc(func(req micro.Request) {
-		cmd := strings.TrimPrefix(req.Subject(), group+".")
-		for _, known := range subjects.Commands {
-			if cmd == known {
-				return // served by its own endpoint
-			}
+	unknown, err := c.nc.QueueSubscribe(wildcard, unknownQueue, func(m *nats.Msg) {
+		cmd := strings.TrimPrefix(m.Subject, group+".")
+		if slices.Contains(subjects.Commands, cmd) {
+			return // served by its own endpoint
 		}
-		c.handler("worker." + cmd).Handle(req)
-	}), micro.WithEndpointSubject(wildcard), micro.WithEndpointQueueGroup(unknownQueue)); err != nil {
-		return errors.Join(fmt.Errorf("add endpoint unknown: %w", err), svc.Stop())
+		c.dispatch("worker."+cmd, inbound{subject: m.Subject, reply: m.Reply, data: m.Data})
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("subscribe %s: %w", wildcard, err), svc.Stop())
 	}
+	c.unknown = unknown
 	c.svc = svc
 	// Subscriptions are sent asynchronously; once Start returns the agent
 	// must be reachable, so wait for the server to have them all.
@@ -154,31 +165,29 @@ func (c *Consumer) Start(ctx context.Context) error {
 
 // inbound is what a command needs of its request message. It is copied
 // out before the handler returns: micro reads its request's state after the
-// handler returns, so a request must not be touched from another goroutine.
+// handler returns, so a micro.Request must not be touched from another
+// goroutine; replies go out through the connection instead.
 type inbound struct {
 	subject, reply string
 	data           []byte
 }
 
-// handler hands each request to its own goroutine so a slow command never
+// dispatch hands each command to its own goroutine so a slow command never
 // holds up another, and answers busy beyond the in-flight limit.
-func (c *Consumer) handler(kind string) micro.Handler {
-	return micro.HandlerFunc(func(req micro.Request) {
-		in := inbound{subject: req.Subject(), reply: req.Reply(), data: req.Data()}
-		select {
-		case c.sem <- struct{}{}:
-		default:
-			c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
-				Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
-			return
-		}
-		c.inflight.Add(1)
-		go func() {
-			defer c.inflight.Done()
-			defer func() { <-c.sem }()
-			c.run(kind, in, nil)
-		}()
-	})
+func (c *Consumer) dispatch(kind string, in inbound) {
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
+			Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
+		return
+	}
+	c.inflight.Add(1)
+	go func() {
+		defer c.inflight.Done()
+		defer func() { <-c.sem }()
+		c.run(kind, in, nil)
+	}()
 }
 
 // Reply is the body of every reply and of job.<job_id>.result.
@@ -326,6 +335,11 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 // connection open: the caller drains or closes it.
 func (c *Consumer) Close(ctx context.Context) error {
 	var errs []error
+	if c.unknown != nil {
+		if err := c.unknown.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
+		}
+	}
 	if c.svc != nil {
 		if err := c.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
@@ -347,11 +361,13 @@ func (c *Consumer) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// stats are the agent's own counters, shown by `nats micro stats hive-agent`.
+// stats are the agent's own counters, shown per endpoint by
+// `nats micro stats hive-agent`: micro's built-in counters only see the
+// hand-off of each command to its goroutine.
 type stats struct {
 	mu     sync.Mutex
 	byKind map[string]uint64
-	byCode map[string]uint64
+	byCode map[string]map[string]uint64 // kind -> code -> count
 }
 
 func (s *stats) record(kind string, e *commands.Error) {
@@ -359,27 +375,36 @@ func (s *stats) record(kind string, e *commands.Error) {
 	defer s.mu.Unlock()
 	s.byKind[kind]++
 	if e != nil {
-		s.byCode[e.Code]++
+		if s.byCode[kind] == nil {
+			s.byCode[kind] = map[string]uint64{}
+		}
+		s.byCode[kind][e.Code]++
 	}
 }
 
-// StatsData is the custom data of the service's stats.
+// StatsData is the custom data of one endpoint in the service's stats.
 type StatsData struct {
-	InFlight    int               `json:"in_flight"`
-	MaxInFlight int               `json:"max_in_flight"`
-	Commands    map[string]uint64 `json:"commands"`
-	Errors      map[string]uint64 `json:"errors"`
+	// Commands and Errors (by code) count this endpoint's commands.
+	Commands uint64            `json:"commands"`
+	Errors   map[string]uint64 `json:"errors"`
+	// InFlight and MaxInFlight are the agent's, across endpoints.
+	InFlight    int `json:"in_flight"`
+	MaxInFlight int `json:"max_in_flight"`
+	// UnknownCommands counts requests to subjects that name no command.
+	UnknownCommands uint64 `json:"unknown_commands"`
 }
 
-func (s *stats) snapshot(inFlight, max int) StatsData {
+func (s *stats) snapshot(kind string, inFlight, max int) StatsData {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := StatsData{InFlight: inFlight, MaxInFlight: max, Commands: map[string]uint64{}, Errors: map[string]uint64{}}
-	for k, v := range s.byKind {
-		d.Commands[k] = v
+	d := StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max}
+	for code, n := range s.byCode[kind] {
+		d.Errors[code] = n
 	}
-	for k, v := range s.byCode {
-		d.Errors[k] = v
+	for k, n := range s.byKind {
+		if !slices.Contains(commands.Kinds, k) {
+			d.UnknownCommands += n
+		}
 	}
 	return d
 }

@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
 )
 
@@ -188,6 +190,37 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("service info lacks %s: %s", want, body)
 		}
+	}
+	a.req(t, "get", `{"worker_id":"nobody"}`)
+	a.req(t, "get", `{"worker_id":"a.b"}`)
+	a.req(t, "restart", `{}`)
+	a.stillServes(t)
+	msg, err = a.client.Request("$SRV.STATS.hive-agent", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Endpoints []struct {
+			Name        string             `json:"name"`
+			NumRequests int                `json:"num_requests"`
+			Data        consumer.StatsData `json:"data"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(msg.Data, &st); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]consumer.StatsData{}
+	for _, e := range st.Endpoints {
+		got[e.Name] = e.Data
+	}
+	if len(st.Endpoints) != 4 {
+		t.Errorf("stats has %d endpoints, want spawn, delete, list, get", len(st.Endpoints))
+	}
+	if g := got["get"]; g.Commands != 2 || g.Errors["not_found"] != 1 || g.Errors["bad_request"] != 1 || g.UnknownCommands != 1 {
+		t.Errorf("get endpoint stats: got %+v", g)
+	}
+	if l := got["list"]; l.Commands != 1 || len(l.Errors) != 0 {
+		t.Errorf("list endpoint stats: got %+v", l)
 	}
 }
 

@@ -91,9 +91,20 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if workerDirs != "" {
 		for _, d := range filepath.SplitList(workerDirs) {
-			if d != "" {
-				c.WorkerDirs = append(c.WorkerDirs, d)
+			if d == "" {
+				continue
 			}
+			if abs, err := filepath.Abs(d); err == nil {
+				d = abs
+			}
+			c.WorkerDirs = append(c.WorkerDirs, d)
+		}
+	}
+	if c.LogDir != "" {
+		// Log paths go into workers' markers and must mean the same after
+		// the agent restarts elsewhere.
+		if abs, err := filepath.Abs(c.LogDir); err == nil {
+			c.LogDir = abs
 		}
 	}
 	min, max, ok := strings.Cut(portRange, "-")

@@ -195,7 +195,9 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger) (*na
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("disconnected from NATS; reconnecting", "err", err)
+			if err != nil { // nil: we closed it ourselves
+				log.Warn("disconnected from NATS; reconnecting", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

@@ -44,6 +44,14 @@ func main() {
 		os.Exit(2)
 	}
 	opts := options(*model)
+	for k := range opts {
+		switch k {
+		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "ready-after", "no-health", "lines":
+		default:
+			fmt.Fprintf(os.Stderr, "testworker: unknown option %q in model id %q\n", k, *model)
+			os.Exit(2)
+		}
+	}
 	fmt.Printf("testworker %s pid %d model %s device %s port %d queen %s\n", *workerID, os.Getpid(), *model, *device, *port, *queen)
 	if n, err := strconv.Atoi(opts["lines"]); err == nil {
 		for i := 1; i <= n; i++ {
