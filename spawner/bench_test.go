@@ -1,8 +1,10 @@
 package spawner
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -109,6 +111,15 @@ func BenchmarkList(b *testing.B) {
 		if b.Failed() {
 			return
 		}
+		// The floor: read each process's pgid, environment and stat straight
+		// from /proc, no parsing beyond finding the marker.
+		b.Run(fmt.Sprintf("bare-proc-read/workers=%d", workers), func(b *testing.B) {
+			for b.Loop() {
+				if n := bareProcScan(h.HiveID()); n != workers {
+					b.Fatalf("bare scan found %d workers, want %d", n, workers)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			for b.Loop() {
 				ws, err := h.List(b.Context())
@@ -119,4 +130,29 @@ func BenchmarkList(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(workers), "µs/worker")
 		})
 	}
+}
+
+// bareProcScan counts the group leaders whose environment names hive, reading
+// /proc directly: the least work a list can do on Linux.
+func bareProcScan(hive string) int {
+	want := []byte("HIVE_AGENT_HIVE_ID=" + hive + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err != nil || g != pid {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		if _, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			n++
+		}
+	}
+	return n
 }
