@@ -114,7 +114,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		Name:        ServiceName,
 		Version:     c.cfg.Version,
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
-		Metadata:    map[string]string{"hive_id": c.cfg.HiveID},
+		Metadata:    map[string]string{"hive_id": c.cfg.HiveID, "version": c.cfg.Version},
 		StatsHandler: func(e *micro.Endpoint) any {
 			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight)
 		},

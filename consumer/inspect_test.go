@@ -186,7 +186,7 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := string(msg.Data)
-	for _, want := range []string{`"name":"hive-agent"`, `"hive_id":"` + a.hive + `"`, `"hive.` + a.hive + `.worker.spawn"`, `"queue_group":"q"`} {
+	for _, want := range []string{`"name":"hive-agent"`, `"hive_id":"` + a.hive + `"`, `"hive.` + a.hive + `.worker.spawn"`, `"queue_group":"q"`, `"version":"0.0.1"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("service info lacks %s: %s", want, body)
 		}
