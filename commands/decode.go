@@ -201,13 +201,20 @@ func checkKeys(body []byte, v any) *Error {
 			return BadRequest(key, "given more than once")
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			return nil
+		}
+		// An id given as "" is invalid, not absent: absent ones are generated.
+		if string(raw) == `""` && idFields[key] {
+			return BadRequest(key, "must not be empty; leave it out to have one generated")
 		}
 	}
 	return nil
 }
+
+// idFields are the token fields that may be left out but never given empty.
+var idFields = map[string]bool{"job_id": true, "command_id": true, "worker_id": true}
 
 // jsonFields lists the JSON names of t's exported fields, embedded structs included.
 func jsonFields(t reflect.Type) map[string]bool {

@@ -261,8 +261,6 @@ func TestDecode_OK(t *testing.T) {
 					t.Errorf("got %+v, want every field as sent", s)
 				}
 			}},
-		{"spawn empty worker_id generates one", commands.KindSpawn, spawnBody(`,"worker_id":""`), nil},
-		{"spawn empty job_id and command_id generate", commands.KindSpawn, spawnBody(`,"job_id":"","command_id":""`), nil},
 		{"spawn model_id at max length", commands.KindSpawn,
 			`{"model_id":"` + strings.Repeat("m", commands.MaxModelIDLen) + `","device":"cpu"}`, nil},
 		{"spawn model_id with unicode", commands.KindSpawn, `{"model_id":"modèle/ünï","device":"cpu"}`, nil},
@@ -427,7 +425,7 @@ func TestDecode_EnvelopeKeepsValidIDs(t *testing.T) {
 func TestDecode_GeneratedWorkerID(t *testing.T) {
 	re := regexp.MustCompile(`^worker-[0-9a-f]{8}$`)
 	seen := map[string]bool{}
-	for _, body := range []string{spawnBody(""), spawnBody(`,"worker_id":""`), spawnBody(`,"worker_id":null`)} {
+	for _, body := range []string{spawnBody(""), spawnBody(`,"worker_id":null`)} {
 		for range 3 {
 			cmd, _, err := commands.Decode(commands.KindSpawn, []byte(body))
 			if err != nil {
@@ -456,6 +454,9 @@ func TestDecode_GeneratedWorkerID(t *testing.T) {
 // take "MODEL_ID" for model_id and let a repeated key win silently.
 func TestDecode_ExactFieldNames(t *testing.T) {
 	for _, c := range []struct{ name, kind, body, field string }{
+		{"empty worker_id on spawn", commands.KindSpawn, spawnBody(`,"worker_id":""`), "worker_id"},
+		{"empty job_id", commands.KindList, `{"job_id":""}`, "job_id"},
+		{"empty command_id", commands.KindSpawn, spawnBody(`,"command_id":""`), "command_id"},
 		{"upper-case name", commands.KindSpawn, `{"MODEL_ID":"m","device":"cpu"}`, "MODEL_ID"},
 		{"mixed-case name", commands.KindDelete, `{"Worker_Id":"w"}`, "Worker_Id"},
 		{"mixed-case envelope", commands.KindList, `{"Job_ID":"j"}`, "Job_ID"},

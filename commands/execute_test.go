@@ -246,7 +246,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
 			},
-			wantWait: defaults.Wait,
+			wantWait: commands.WaitExec, // a resend waits for nothing
 		},
 		{
 			name: "same command id with every option",
@@ -256,7 +256,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
 			},
-			wantWait: commands.WaitReady,
+			wantWait: commands.WaitExec,
 		},
 		{
 			name: "another command id is a conflict",

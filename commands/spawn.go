@@ -165,9 +165,9 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {
 		w := running.Worker
 		n.Narrate("worker_already_running", LevelInfo,
-			fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started.",
-				w.WorkerID, w.PID, c.CommandID), Fields{WorkerID: w.WorkerID, PID: w.PID})
-		return spawnResultOf(w, wait, true), nil
+			fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started and nothing waited for (the first command's outcome goes to job.%s.result).",
+				w.WorkerID, w.PID, c.CommandID, w.JobID), Fields{WorkerID: w.WorkerID, PID: w.PID})
+		return spawnResultOf(w, WaitExec, true), nil
 	}
 	if err != nil {
 		return nil, err

@@ -2,6 +2,9 @@ package consumer_test
 
 import (
 	"net"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,10 +68,8 @@ func TestConsumer_BadInputs(t *testing.T) {
 			struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on delete", "delete", `{"worker_id":"` + id.value + `"}`, commands.CodeBadRequest, "worker_id"},
 			struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on get", "get", `{"worker_id":"` + id.value + `"}`, commands.CodeBadRequest, "worker_id"},
 		)
-		if id.value != "" { // an empty worker_id on spawn means "choose one"
-			cases = append(cases, struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on spawn", "spawn",
-				`{"worker_id":"` + id.value + `","model_id":"m","device":"cpu"}`, commands.CodeBadRequest, "worker_id"})
-		}
+		cases = append(cases, struct{ name, cmd, body, code, field string }{"worker id " + id.name + " on spawn", "spawn",
+			`{"worker_id":"` + id.value + `","model_id":"m","device":"cpu"}`, commands.CodeBadRequest, "worker_id"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,4 +99,32 @@ func TestConsumer_MissingBinary(t *testing.T) {
 		}
 	}
 	a.stillServes(t)
+}
+
+// A result that cannot fit the server's max_payload still gets an answer:
+// a short internal error saying why, as reply and as job result.
+func TestConsumer_ResultTooLargeForServer(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxPayload: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	a := startAgent(t, s)
+	result := a.watch(t, "job.j-big.result")
+	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=1000","device":"cpu"}`, nil)
+	r := a.req(t, "get", `{"job_id":"j-big","worker_id":"chatty","log_lines":1000}`)
+	wantError(t, r, commands.CodeInternal, "")
+	if !strings.Contains(r.Error.Message, "max_payload") {
+		t.Errorf("message %q does not say why", r.Error.Message)
+	}
+	if got := result.waitFor(t, "result", result.count(1)); string(got[0]) != string(r.raw) {
+		t.Errorf("job result %s differs from the reply %s", got[0], r.raw)
+	}
+	var g commands.GetResult
+	a.must(t, "get", `{"worker_id":"chatty","log_lines":5}`, &g)
+	a.must(t, "delete", `{"worker_id":"chatty"}`, nil)
 }

@@ -31,6 +31,13 @@ const ServiceName = "hive-agent"
 // command: it sees every message and answers only unknown ones.
 const unknownQueue = "hive-agent-unknown"
 
+// replyHeaderRoom is kept free of a reply's max payload for its headers.
+const replyHeaderRoom = 1024
+
+// closeAfterCancel bounds how long Close waits for interrupted commands
+// (a delete finishing with SIGKILL takes up to spawner.KillWait).
+const closeAfterCancel = 15 * time.Second
+
 // Config configures a Consumer.
 type Config struct {
 	HiveID   string
@@ -79,6 +86,8 @@ type Consumer struct {
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
+	closeMu  sync.Mutex // guards closing and inflight.Add against Close
+	closing  bool
 	// runCtx is the context commands run with; cancelled when Close gives up waiting.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -175,14 +184,25 @@ type inbound struct {
 // dispatch hands each command to its own goroutine so a slow command never
 // holds up another, and answers busy beyond the in-flight limit.
 func (c *Consumer) dispatch(kind string, in inbound) {
+	// Messages already on their way when Close stopped the subscriptions
+	// still arrive; they are answered, not run, so Close's wait stays valid.
+	c.closeMu.Lock()
+	if c.closing {
+		c.closeMu.Unlock()
+		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
+			Message: fmt.Sprintf("hive %s is stopping; send the command again once it is back", c.cfg.HiveID)})
+		return
+	}
 	select {
 	case c.sem <- struct{}{}:
 	default:
+		c.closeMu.Unlock()
 		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
 			Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
 		return
 	}
 	c.inflight.Add(1)
+	c.closeMu.Unlock()
 	go func() {
 		defer c.inflight.Done()
 		defer func() { <-c.sem }()
@@ -234,6 +254,14 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 		c.log.Error("encode reply", "kind", kind, "err", merr)
 		reply.OK, reply.Result = false, nil
 		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: "encode reply: " + merr.Error()}
+		body, _ = json.Marshal(reply)
+	}
+
+	if max := c.nc.MaxPayload() - replyHeaderRoom; max > 0 && int64(len(body)) > max {
+		c.log.Error("reply too large for NATS", "kind", kind, "bytes", len(body), "max_payload", c.nc.MaxPayload())
+		reply.OK, reply.Result = false, nil
+		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: fmt.Sprintf(
+			"the %s result is %d bytes, more than this NATS server's max_payload of %d allows; ask for fewer log_lines", kind, len(body), c.nc.MaxPayload())}
 		body, _ = json.Marshal(reply)
 	}
 
@@ -335,6 +363,9 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 // connection open: the caller drains or closes it.
 func (c *Consumer) Close(ctx context.Context) error {
 	var errs []error
+	c.closeMu.Lock()
+	c.closing = true
+	c.closeMu.Unlock()
 	if c.unknown != nil {
 		if err := c.unknown.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
@@ -352,7 +383,11 @@ func (c *Consumer) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		c.log.Warn("commands still running at shutdown; interrupting them", "in_flight", len(c.sem))
 		c.cancelRun()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(closeAfterCancel):
+			errs = append(errs, fmt.Errorf("%d commands still running %s after they were interrupted", len(c.sem), closeAfterCancel))
+		}
 	}
 	c.cancelRun()
 	if err := c.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

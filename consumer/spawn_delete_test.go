@@ -174,12 +174,11 @@ func TestConsumer_CrashAtStartIsWorkerExited(t *testing.T) {
 		t.Errorf("exited event: got %+v", ex)
 	}
 	evs := events(t, narr.waitFor(t, "end", hasEnd(t)))
-	var end consumer.Event
-	for _, e := range evs {
-		if e.OK != nil {
-			end = e
-		}
+	checkNarration(t, evs, a.hive, "j-crash")
+	if got := actions(evs); len(got) < 2 || got[len(got)-2] != "worker_exited" {
+		t.Errorf("actions %v: want worker_exited just before the end", got)
 	}
+	end := evs[len(evs)-1]
 	if end.Action != "worker_spawn_failed" || *end.OK || end.Error == nil || end.Error.Code != commands.CodeWorkerExited {
 		t.Errorf("end event: got %+v", end)
 	}

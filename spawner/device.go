@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WorkerType is the kind of worker a device needs: it names the binary
@@ -58,6 +60,9 @@ func ParseDevice(s string) (Device, error) {
 	}
 	return d, nil
 }
+
+// SMITimeout bounds a run of nvidia-smi.
+const SMITimeout = 10 * time.Second
 
 // DeviceProbe answers whether a device exists on this machine. The zero
 // value probes the real machine; tests point the paths at fixtures.
@@ -134,7 +139,10 @@ func (p DeviceProbe) CountGPUs() (n int, where string, err error) {
 		if smi == "" {
 			smi = "nvidia-smi"
 		}
-		out, smiErr := exec.Command(smi, "-L").Output()
+		// nvidia-smi hangs when the driver is wedged; never wait on it long.
+		ctx, cancel := context.WithTimeout(context.Background(), SMITimeout)
+		out, smiErr := exec.CommandContext(ctx, smi, "-L").Output()
+		cancel()
 		if smiErr != nil {
 			return 0, "", fmt.Errorf("no NVIDIA driver found (%s: %v; %s -L: %v)", dir, dirErr, smi, smiErr)
 		}

@@ -11,10 +11,11 @@ import (
 )
 
 // Limits on a log tail, so that a get with 1000 lines of a chatty or binary
-// log still fits a NATS message (1 MB by default).
+// log still fits a NATS message (1 MB by default) after JSON escaping, which
+// can grow a control character to six bytes.
 const (
 	MaxLogLineBytes = 2048
-	MaxLogTailBytes = 256 << 10
+	MaxLogTailBytes = 128 << 10
 )
 
 // LogTail returns the last n lines of the log at path, oldest first. Lines

@@ -239,10 +239,12 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
-	close(h.done)
+	// OnExit first: a spawn still waiting on this worker then narrates its
+	// end only after worker_exited was published.
 	if s.cfg.OnExit != nil {
 		s.cfg.OnExit(h.Worker, h.exit)
 	}
+	close(h.done)
 }
 
 func exitOf(ps *os.ProcessState, startMS int64) Exit {

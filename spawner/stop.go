@@ -14,7 +14,9 @@ const KillWait = 10 * time.Second
 // StopResult says how a worker was stopped.
 type StopResult struct {
 	Worker Worker
-	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran
+	// out (or the agent was stopping); empty when the worker exited on its
+	// own between being found and being signalled.
 	Signal    string
 	StoppedMS int64
 }
@@ -31,7 +33,7 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 		return StopResult{}, err
 	}
 	h, err := openProcess(w.PID)
-	if err != nil {
+	if err != nil { // only ESRCH: without pidfds it falls back to polling
 		return StopResult{}, fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)
 	}
 	defer h.Close()
@@ -40,22 +42,24 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 	if err := s.verify(ctx, w); err != nil {
 		return StopResult{}, err
 	}
-	res := StopResult{Worker: w, Signal: "SIGTERM"}
+	res := StopResult{Worker: w}
 	start := time.Now()
 	// A pgid is pinned while its leader lives or any member is left; once
-	// the group is empty the number may be reused, so nothing is sent then.
+	// the group is empty the number may be reused, so nothing is sent then
+	// (and Signal stays empty: the worker ended before it was signalled).
 	if !h.Exited(0) || !groupGone(ctx, w.PID) {
 		if err := syscall.Kill(-w.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return res, fmt.Errorf("signal worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
 		}
+		res.Signal = "SIGTERM"
 		if onSignal != nil {
 			onSignal("SIGTERM", w)
 		}
 	}
+	// When ctx ends during the grace (the agent is stopping), the stop is
+	// finished with SIGKILL at once rather than left half done.
 	if !waitGroupGone(ctx, w.PID, grace, h.Exited) {
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
+		ctx = context.WithoutCancel(ctx)
 		// The group still has members, so its id cannot have been reused.
 		res.Signal = "SIGKILL"
 		if err := syscall.Kill(-w.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -64,7 +68,7 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 		if onSignal != nil {
 			onSignal("SIGKILL", w)
 		}
-		if !waitGroupGone(context.WithoutCancel(ctx), w.PID, KillWait, h.Exited) {
+		if !waitGroupGone(ctx, w.PID, KillWait, h.Exited) {
 			return res, fmt.Errorf("worker %s (pgid %d) still has processes %s after SIGKILL", w.WorkerID, w.PID, KillWait)
 		}
 	}

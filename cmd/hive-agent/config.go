@@ -73,18 +73,25 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.ShowVersion, "version", false, "print the version and exit")
 	var errs []error
+	envErrs := map[string]error{} // by flag: a flag given on the command line overrides them
 	for _, s := range settings {
 		def := s.def
 		if v, ok := lookupEnv(s.env); ok {
 			def = v
 		}
 		if err := s.set(def); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", s.env, def, err))
+			envErrs[s.flag] = fmt.Errorf("%s=%q: %w", s.env, def, err)
 		}
 		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	for _, s := range settings {
+		if err := envErrs[s.flag]; err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))

@@ -89,3 +89,11 @@ func TestRedact(t *testing.T) {
 		t.Errorf("redact: got %q", got)
 	}
 }
+
+func TestConfig_FlagOverridesABadEnvironmentValue(t *testing.T) {
+	e := env(map[string]string{"HIVE_LOG_DIR": "/l", "HIVE_ALIVE_WINDOW": "bogus"})
+	c, err := parseConfig([]string{"--alive-window", "1s"}, e, io.Discard)
+	if err != nil || c.AliveWindow != time.Second {
+		t.Errorf("got %v, %v; want 1s and no error", c.AliveWindow, err)
+	}
+}

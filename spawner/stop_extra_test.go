@@ -1,0 +1,68 @@
+package spawner
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive-agent/internal/testenv"
+)
+
+// Without pidfds (kernels before 5.3, seccomp profiles that deny
+// pidfd_open) Stop falls back to polling and still stops the whole group.
+func TestSpawner_StopWithoutPidfds(t *testing.T) {
+	saved := pidfdOpen
+	pidfdOpen = func(int) (int, error) { return -1, syscall.ENOSYS }
+	t.Cleanup(func() { pidfdOpen = saved })
+	h := newHarness(t, 9840, 9859)
+	for _, c := range []struct{ model, signal string }{{"m@fork", "SIGTERM"}, {"m@ignore-term,fork-ignore-term", "SIGKILL"}} {
+		hd, err := h.Start(t.Context(), h.spec(t, "nopidfd", c.model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hd.WaitAlive(t.Context(), 200*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		members := testenv.GroupMembers(hd.PID)
+		res, err := h.Stop(t.Context(), "nopidfd", 300*time.Millisecond, nil)
+		if err != nil {
+			t.Fatalf("%s: Stop: %v", c.model, err)
+		}
+		if res.Signal != c.signal {
+			t.Errorf("%s: signal %q, want %q", c.model, res.Signal, c.signal)
+		}
+		<-hd.Done()
+		for _, pid := range members {
+			if testenv.Alive(pid) {
+				t.Errorf("%s: pid %d of the group still running", c.model, pid)
+			}
+		}
+	}
+}
+
+// A stop interrupted during its grace (the agent is stopping) is finished
+// with SIGKILL at once instead of being left half done.
+func TestSpawner_StopInterruptedEscalates(t *testing.T) {
+	h := newHarness(t, 9860, 9879)
+	hd, err := h.Start(t.Context(), h.spec(t, "stubborn", "m@ignore-term"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hd.WaitAlive(t.Context(), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	res, err := h.Stop(ctx, "stubborn", time.Minute, nil)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if res.Signal != "SIGKILL" || res.StoppedMS >= 60_000 {
+		t.Errorf("got %+v, want SIGKILL well before the one-minute grace", res)
+	}
+	<-hd.Done()
+	if testenv.Alive(hd.PID) {
+		t.Errorf("pid %d still running", hd.PID)
+	}
+}
