@@ -450,15 +450,8 @@ func TestDelete_Execute(t *testing.T) {
 			if gotGrace != tt.wantGrace {
 				t.Errorf("got grace %v, want %v", gotGrace, tt.wantGrace)
 			}
-			if tt.wantCode != "" {
-				checkCode(t, err, tt.wantCode)
-				if res != nil {
-					t.Errorf("got result %#v with the error, want nil", res)
-				}
+			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("got error %v, want none", err)
 			}
 			want := commands.DeleteResult{WorkerID: "w1", PID: 4242, Signal: tt.signals[len(tt.signals)-1], StoppedMS: 1234}
 			if got, ok := res.(commands.DeleteResult); !ok || got != want {
@@ -595,15 +588,8 @@ func TestGet_Execute(t *testing.T) {
 			if tt.wantLines >= 0 && gotPath != w.LogPath {
 				t.Errorf("got LogTail path %q, want %q", gotPath, w.LogPath)
 			}
-			if tt.wantCode != "" {
-				checkCode(t, err, tt.wantCode)
-				if res != nil {
-					t.Errorf("got result %#v with the error, want nil", res)
-				}
+			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("got error %v, want none", err)
 			}
 			want := commands.GetResult{WorkerInfo: wantInfo, LogTail: tt.tail}
 			if got, ok := res.(commands.GetResult); !ok || !reflect.DeepEqual(got, want) {
@@ -611,4 +597,21 @@ func TestGet_Execute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkOutcome checks an Execute outcome against wantCode ("" for success)
+// and reports whether there is a result left to check.
+func checkOutcome(t *testing.T, res any, err error, wantCode string) bool {
+	t.Helper()
+	if wantCode != "" {
+		checkCode(t, err, wantCode)
+		if res != nil {
+			t.Errorf("got result %#v with the error, want nil", res)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatalf("got error %v, want none", err)
+	}
+	return true
 }

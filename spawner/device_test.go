@@ -417,37 +417,19 @@ func TestResolve(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
 		writeExe(t, filepath.Join(d1, name))
 		writeExe(t, filepath.Join(d2, name))
-		got, err := Resolve(CPU, []string{d1, d2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d1, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1, d2}, filepath.Join(d1, name))
 	})
 	t.Run("searched in order", func(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
 		writeExe(t, filepath.Join(d2, name))
-		got, err := Resolve(CPU, []string{d1, d2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d2, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1, d2}, filepath.Join(d2, name))
 	})
 	t.Run("dirs before PATH", func(t *testing.T) {
 		d1, onPath := t.TempDir(), t.TempDir()
 		writeExe(t, filepath.Join(d1, name))
 		writeExe(t, filepath.Join(onPath, name))
 		t.Setenv("PATH", onPath)
-		got, err := Resolve(CPU, []string{d1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d1, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1}, filepath.Join(d1, name))
 	})
 	t.Run("non-executable file skipped", func(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
@@ -455,13 +437,7 @@ func TestResolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeExe(t, filepath.Join(d2, name))
-		got, err := Resolve(CPU, []string{d1, d2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d2, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1, d2}, filepath.Join(d2, name))
 	})
 	t.Run("directory named like the binary skipped", func(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
@@ -469,37 +445,19 @@ func TestResolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeExe(t, filepath.Join(d2, name))
-		got, err := Resolve(CPU, []string{d1, d2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d2, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1, d2}, filepath.Join(d2, name))
 	})
 	t.Run("relative dir gives an absolute path", func(t *testing.T) {
 		d := t.TempDir()
 		writeExe(t, filepath.Join(d, name))
 		t.Chdir(filepath.Dir(d))
-		got, err := Resolve(CPU, []string{filepath.Base(d)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(d, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{filepath.Base(d)}, filepath.Join(d, name))
 	})
 	t.Run("falls back to PATH", func(t *testing.T) {
 		d1, onPath := t.TempDir(), t.TempDir()
 		writeExe(t, filepath.Join(onPath, name))
 		t.Setenv("PATH", emptyPath+string(os.PathListSeparator)+onPath)
-		got, err := Resolve(CPU, []string{d1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := filepath.Join(onPath, name); got != want {
-			t.Errorf("Resolve = %q, want %q", got, want)
-		}
+		checkResolve(t, []string{d1}, filepath.Join(onPath, name))
 	})
 	t.Run("missing", func(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
@@ -527,4 +485,16 @@ func TestResolve(t *testing.T) {
 			t.Errorf("error %q does not name PATH", err)
 		}
 	})
+}
+
+// checkResolve fails t unless Resolve(CPU, dirs) finds want.
+func checkResolve(t *testing.T, dirs []string, want string) {
+	t.Helper()
+	got, err := Resolve(CPU, dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("Resolve = %q, want %q", got, want)
+	}
 }
