@@ -8,7 +8,7 @@ COPY . .
 RUN CGO_ENABLED=0 go build -o /out/hive-agent ./cmd/hive-agent
 
 FROM debian:bookworm-slim
-RUN useradd --create-home rbee
+RUN useradd --create-home rbee && mkdir -p /home/rbee/logs && chown rbee:rbee /home/rbee/logs
 COPY --from=build /out/hive-agent /usr/local/bin/hive-agent
 USER rbee
 ENTRYPOINT ["/usr/local/bin/hive-agent"]

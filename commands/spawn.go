@@ -172,9 +172,8 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Narrate("worker_process_started", LevelInfo,
-		fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", h.WorkerID, h.PID, h.Port, h.LogPath),
-		Fields{WorkerID: h.WorkerID, PID: h.PID})
+	// worker_process_started is narrated by the spawner's OnStart hook, so
+	// that it always comes before a worker_exited of the same worker.
 	switch wait {
 	case WaitAlive:
 		if err := h.WaitAlive(ctx, d.Defaults.AliveWindow); err != nil {

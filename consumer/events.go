@@ -44,12 +44,19 @@ func workerKey(w spawner.Worker) string {
 }
 
 // WorkerStarted publishes the started event of a worker this agent just
-// started, and keeps its job's narration sequence for the exit. Wire it to
-// spawner.Config.OnStart.
+// started, narrates worker_process_started on its job, and keeps the job's
+// narration sequence for the exit. Wire it to spawner.Config.OnStart.
 func (c *Consumer) WorkerStarted(w spawner.Worker) {
+	j := c.jobs.acquire(w.JobID)
 	c.heldMu.Lock()
-	c.held[workerKey(w)] = c.jobs.acquire(w.JobID)
+	c.held[workerKey(w)] = j
 	c.heldMu.Unlock()
+	// Narrated here, before the spawner can report the worker's exit, so
+	// worker_process_started always precedes worker_exited on the job.
+	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: w.CommandID, job: j}
+	n.Narrate("worker_process_started", commands.LevelInfo,
+		fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", w.WorkerID, w.PID, w.Port, w.LogPath),
+		commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
 	c.publishEvent(subjects.EventStarted, StartedEvent{
 		HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID, Port: w.Port,
 		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),

@@ -175,8 +175,12 @@ func TestConsumer_CrashAtStartIsWorkerExited(t *testing.T) {
 	}
 	evs := events(t, narr.waitFor(t, "end", hasEnd(t)))
 	checkNarration(t, evs, a.hive, "j-crash")
-	if got := actions(evs); len(got) < 2 || got[len(got)-2] != "worker_exited" {
+	got := actions(evs)
+	if len(got) < 2 || got[len(got)-2] != "worker_exited" {
 		t.Errorf("actions %v: want worker_exited just before the end", got)
+	}
+	if i := slices.Index(got, "worker_process_started"); i < 0 || i > slices.Index(got, "worker_exited") {
+		t.Errorf("actions %v: want worker_process_started before worker_exited", got)
 	}
 	end := evs[len(evs)-1]
 	if end.Action != "worker_spawn_failed" || *end.OK || end.Error == nil || end.Error.Code != commands.CodeWorkerExited {

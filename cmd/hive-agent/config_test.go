@@ -56,6 +56,8 @@ func TestConfig_RejectsBadValues(t *testing.T) {
 		{"cert without key", []string{"--nats-cert", "c.pem"}, nil, "nats-key"},
 		{"zero in flight", []string{"--max-in-flight", "0"}, nil, "max in flight"},
 		{"stray argument", []string{"extra"}, nil, "unexpected"},
+		{"log level typo", []string{"--log-level", "verbose"}, nil, "log level"},
+		{"missing creds file", []string{"--nats-creds", "/nonexistent/hive.creds"}, nil, "nats-creds"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := map[string]string{"HIVE_LOG_DIR": "/l"}

@@ -64,9 +64,7 @@ func agentVersion() string {
 
 func newLogger(cfg Config, w *os.File) *slog.Logger {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
+	level.UnmarshalText([]byte(cfg.LogLevel)) // checked by Validate
 	format := cfg.LogFormat
 	if format == "auto" {
 		format = "text"
@@ -142,7 +140,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	<-ctx.Done()
-	log.Info("stopping: no new commands; finishing those in flight; workers keep running", "wait", cfg.ShutdownWait)
+	signal.Reset(syscall.SIGINT, syscall.SIGTERM) // a second signal stops the agent at once
+	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
 	err = cons.Close(shutdownCtx)
