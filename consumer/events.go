@@ -34,6 +34,9 @@ type ExitedEvent struct {
 	Signal   string   `json:"signal,omitempty"`
 	RanMS    int64    `json:"ran_ms"`
 	LogTail  []string `json:"log_tail"`
+	// LeftoversStopped counts the children the worker left running when it
+	// exited by itself, which the agent then stopped; absent when none.
+	LeftoversStopped int `json:"leftovers_stopped,omitempty"`
 }
 
 // ExitLogLines is how many log lines an exited event carries.
@@ -73,7 +76,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 		tail = []string{}
 	}
 	ev := ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
-		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail}
+		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers}
 	level := commands.LevelInfo
 	if e.Signal == "" {
 		code := e.Code
@@ -94,8 +97,11 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	}
 	defer c.jobs.release(j)
 	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: w.CommandID, job: j}
-	n.Narrate("worker_exited", level, fmt.Sprintf("Worker %s (pid %d) %s after %d ms.", w.WorkerID, w.PID, e, e.RanMS),
-		commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
+	human := fmt.Sprintf("Worker %s (pid %d) %s after %d ms.", w.WorkerID, w.PID, e, e.RanMS)
+	if e.Leftovers > 0 {
+		human += fmt.Sprintf(" It left %d process(es) of its group running; the agent stopped them.", e.Leftovers)
+	}
+	n.Narrate("worker_exited", level, human, commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
 }
 
 func (c *Consumer) publishEvent(event string, v any) {

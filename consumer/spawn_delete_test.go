@@ -321,6 +321,23 @@ func TestConsumer_ExitedEventForKillFromOutside(t *testing.T) {
 	}
 	r := a.req(t, "get", `{"worker_id":"victim"}`)
 	wantError(t, r, commands.CodeNotFound, "")
+
+	// Killed from outside, a worker's children are stopped by the agent.
+	a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@fork","device":"cpu"}`, &sp)
+	members := testenv.GroupMembers(sp.PID)
+	if len(members) != 2 {
+		t.Fatalf("group %d: got %v, want the worker and its child", sp.PID, members)
+	}
+	syscall.Kill(sp.PID, syscall.SIGKILL)
+	json.Unmarshal(exited.waitFor(t, "second exited", exited.count(2))[1], &ex)
+	if ex.WorkerID != "parent" || ex.Signal != "SIGKILL" || ex.LeftoversStopped != 1 {
+		t.Errorf("exited event: got %+v, want SIGKILL and 1 leftover stopped", ex)
+	}
+	for _, pid := range members {
+		if testenv.Alive(pid) {
+			t.Errorf("pid %d of the killed worker's group still running", pid)
+		}
+	}
 }
 
 func TestConsumer_ConcurrentSpawnsOfOneID(t *testing.T) {

@@ -130,23 +130,31 @@ func processStartTime(ctx context.Context, pid int) (int64, error) {
 // groupGone reports whether no live (non-zombie) process is left in the
 // process group pgid. Zombies are dead: they only wait for their parent,
 // which after an agent restart may be an init that reaps late or never.
-func groupGone(ctx context.Context, pgid int) bool {
+func groupGone(ctx context.Context, pgid int) bool { return liveInGroup(ctx, pgid, 1) == 0 }
+
+// liveInGroup counts the live processes of group pgid, stopping at limit
+// (0: no limit).
+func liveInGroup(ctx context.Context, pgid, limit int) int {
 	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
+		return 0
 	}
 	pids, err := process.PidsWithContext(ctx)
 	if err != nil {
-		return false
+		return 1 // cannot tell: assume someone is left
 	}
+	n := 0
 	for _, pid := range pids {
 		if g, err := syscall.Getpgid(int(pid)); err != nil || g != pgid {
 			continue
 		}
 		if !isZombie(ctx, int(pid)) {
-			return false
+			n++
+			if n == limit {
+				break
+			}
 		}
 	}
-	return true
+	return n
 }
 
 func isZombie(ctx context.Context, pid int) bool {

@@ -37,6 +37,9 @@ type Config struct {
 	// OnStart, when set, is called for every worker this Spawner started,
 	// right after the process started and before OnExit can be called for it.
 	OnStart func(Worker)
+	// LeftoverGrace is how long the children a worker leaves behind when it
+	// exits by itself get between SIGTERM and SIGKILL; default 5 s.
+	LeftoverGrace time.Duration
 	// OnExit, when set, is called once from its own goroutine for every worker
 	// this Spawner started, after the worker exited and was reaped.
 	OnExit func(Worker, Exit)
@@ -50,6 +53,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LeftoverGrace == 0 {
+		c.LeftoverGrace = 5 * time.Second
 	}
 }
 
@@ -77,6 +83,9 @@ type Spawner struct {
 	startMu  sync.Mutex
 	nextPort int
 	euid     int
+	// stopping holds the pgids Stop is working on, so that reap leaves
+	// their leftovers to it.
+	stopping sync.Map
 }
 
 // New checks cfg and returns a Spawner.
@@ -134,6 +143,10 @@ type Exit struct {
 	Signal string
 	// RanMS is how long it ran.
 	RanMS int64
+	// Leftovers counts the processes of its group (children it forked) that
+	// were still running when it exited by itself, and that the spawner then
+	// stopped.
+	Leftovers int
 }
 
 func (e Exit) String() string {
@@ -239,6 +252,9 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
+	if _, stopping := s.stopping.Load(h.PID); !stopping {
+		h.exit.Leftovers = s.stopLeftovers(h.Worker)
+	}
 	// OnExit first: a spawn still waiting on this worker then narrates its
 	// end only after worker_exited was published.
 	if s.cfg.OnExit != nil {
@@ -304,3 +320,27 @@ func (s *Spawner) Resolve(t WorkerType) (string, error) { return Resolve(t, s.cf
 
 // LogTail returns the last n lines of the log at path.
 func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }
+
+// stopLeftovers stops what is left of the process group of a worker whose
+// main process exited by itself (it crashed, or was killed from outside):
+// children it forked would otherwise run on unseen, holding memory, GPUs and
+// ports, since only a group leader is ever listed. The group's members pin
+// its id, so the signal cannot reach another group. It returns how many
+// processes were left.
+func (s *Spawner) stopLeftovers(w Worker) int {
+	ctx := context.Background()
+	n := liveInGroup(ctx, w.PID, 0)
+	if n == 0 {
+		return 0
+	}
+	s.cfg.Logger.Warn("worker exited and left processes in its group; stopping them",
+		"worker_id", w.WorkerID, "pgid", w.PID, "processes", n)
+	syscall.Kill(-w.PID, syscall.SIGTERM)
+	if !waitGroupGone(ctx, w.PID, s.cfg.LeftoverGrace, nil) {
+		syscall.Kill(-w.PID, syscall.SIGKILL)
+		if !waitGroupGone(ctx, w.PID, KillWait, nil) {
+			s.cfg.Logger.Error("processes of an exited worker survive SIGKILL", "worker_id", w.WorkerID, "pgid", w.PID)
+		}
+	}
+	return n
+}

@@ -817,16 +817,30 @@ func TestSpawner_List(t *testing.T) {
 
 // A child left behind by a worker that died carries the marker but leads
 // no group: it is no worker, so list and find do not report it.
+// A worker started by an earlier run of the agent is not this Spawner's
+// child: when its main process dies, what it forked runs on as an orphan
+// that carries the marker but leads no group. It is not a worker (not
+// listed, not found); the README documents how to stop it by hand.
 func TestSpawner_OrphanedChildIsNoWorker(t *testing.T) {
 	h := newHarness(t, 9300, 9399)
-	hd := h.mustStart(t, h.spec(t, "w1", "m@fork,crash-after=300ms"))
-	waitLog(t, hd.LogPath, "testworker child pid")
-	if exit := h.waitExit(t, hd.PID); exit.Code != 3 {
-		t.Fatalf("OnExit: %+v, want code 3", exit)
+	w := Worker{HiveID: h.hive, WorkerID: "w1", ModelID: "m@fork,crash-after=300ms", Device: "cpu", WorkerType: CPU,
+		Port: 9398, BinaryPath: binary(t, CPU), LogPath: filepath.Join(t.TempDir(), "w1.log")}
+	earlier := exec.Command(w.BinaryPath, "--worker-id", "w1", "--model", w.ModelID, "--device", "cpu",
+		"--port", "9398", "--queen-url", testQueenURL)
+	earlier.Env = append(os.Environ(), markerEnv(w)...)
+	earlier.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := earlier.Start(); err != nil {
+		t.Fatal(err)
 	}
-	orphans := testenv.GroupMembers(hd.PID)
-	if len(orphans) != 1 || orphans[0] == hd.PID {
-		t.Fatalf("group %d after the leader died: %v, want its child", hd.PID, orphans)
+	leader := earlier.Process.Pid
+	deadline := time.Now().Add(readyTimeout)
+	for len(testenv.GroupMembers(leader)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	earlier.Wait() // the leader exits 3 after 300 ms
+	orphans := testenv.GroupMembers(leader)
+	if len(orphans) != 1 || orphans[0] == leader {
+		t.Fatalf("group %d after the leader died: %v, want its child", leader, orphans)
 	}
 	t.Cleanup(func() {
 		syscall.Kill(orphans[0], syscall.SIGKILL)

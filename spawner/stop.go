@@ -42,6 +42,8 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 	if err := s.verify(ctx, w); err != nil {
 		return StopResult{}, err
 	}
+	s.stopping.Store(w.PID, struct{}{})
+	defer s.stopping.Delete(w.PID)
 	res := StopResult{Worker: w}
 	start := time.Now()
 	// A pgid is pinned while its leader lives or any member is left; once

@@ -66,3 +66,53 @@ func TestSpawner_StopInterruptedEscalates(t *testing.T) {
 		t.Errorf("pid %d still running", hd.PID)
 	}
 }
+
+// A worker that exits by itself does not leave its children running unseen:
+// the spawner stops what is left of its group, SIGKILL after LeftoverGrace.
+func TestSpawner_ExitedWorkerLeavesNoChildren(t *testing.T) {
+	for _, c := range []struct{ model string }{{"m@fork,crash-after=300ms"}, {"m@fork-ignore-term,crash-after=300ms"}} {
+		t.Run(c.model, func(t *testing.T) {
+			h := newHarness(t, 9880, 9899)
+			h.cfg.LeftoverGrace = 200 * time.Millisecond
+			hd, err := h.Start(t.Context(), h.spec(t, "parent", c.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := hd.WaitAlive(t.Context(), 100*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			members := testenv.GroupMembers(hd.PID)
+			if len(members) != 2 {
+				t.Fatalf("group %d: got %v, want the worker and its child", hd.PID, members)
+			}
+			<-hd.Done()
+			if e := hd.Exit(); e.Code != 3 || e.Leftovers != 1 {
+				t.Errorf("exit: got %+v, want code 3 and 1 leftover", e)
+			}
+			for _, pid := range members {
+				if testenv.Alive(pid) {
+					t.Errorf("pid %d still running after its worker exited", pid)
+				}
+			}
+		})
+	}
+}
+
+// A worker stopped by Stop reports no leftovers: Stop owns its group.
+func TestSpawner_StopIsNotLeftoverCleanup(t *testing.T) {
+	h := newHarness(t, 9900, 9919)
+	hd, err := h.Start(t.Context(), h.spec(t, "w", "m@fork"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hd.WaitAlive(t.Context(), 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Stop(t.Context(), "w", 5*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-hd.Done()
+	if e := hd.Exit(); e.Leftovers != 0 {
+		t.Errorf("exit after Stop: got %+v, want no leftovers", e)
+	}
+}
