@@ -46,9 +46,8 @@ type Spawn struct {
 // Kind is worker.spawn.
 func (c *Spawn) Kind() string        { return KindSpawn }
 func (c *Spawn) envelope() *Envelope { return &c.Envelope }
-func (c *Spawn) validate() *Error    { return c.check() }
 
-func (c *Spawn) check() *Error {
+func (c *Spawn) validate() *Error {
 	switch {
 	case c.ModelID == "":
 		return BadRequest("model_id", "required, e.g. \"meta-llama/Llama-3-8b\"")

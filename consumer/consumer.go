@@ -229,7 +229,7 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 	cmd, env, decodeErr := commands.Decode(kind, in.data)
 	j := c.jobs.acquire(env.JobID)
 	defer c.jobs.release(j)
-	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: env.CommandID, job: j}
+	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
 	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
 		fmt.Sprintf("Hive %s received %s command %s.", c.cfg.HiveID, kind, env.CommandID), commands.Fields{})

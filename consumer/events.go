@@ -56,7 +56,7 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 	c.heldMu.Unlock()
 	// Narrated here, before the spawner can report the worker's exit, so
 	// worker_process_started always precedes worker_exited on the job.
-	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: w.CommandID, job: j}
+	n := c.narrator(j, w.CommandID)
 	n.Narrate("worker_process_started", commands.LevelInfo,
 		fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", w.WorkerID, w.PID, w.Port, w.LogPath),
 		commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
@@ -96,7 +96,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 		j = c.jobs.acquire(w.JobID)
 	}
 	defer c.jobs.release(j)
-	n := &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: w.CommandID, job: j}
+	n := c.narrator(j, w.CommandID)
 	human := fmt.Sprintf("Worker %s (pid %d) %s after %d ms.", w.WorkerID, w.PID, e, e.RanMS)
 	if e.Leftovers > 0 {
 		human += fmt.Sprintf(" It left %d process(es) of its group running; the agent stopped them.", e.Leftovers)

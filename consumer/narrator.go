@@ -83,6 +83,11 @@ type narrator struct {
 
 var _ commands.Narrator = (*narrator)(nil)
 
+// narrator returns the narrator of one command (or worker) on job j.
+func (c *Consumer) narrator(j *job, commandID string) *narrator {
+	return &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: commandID, job: j}
+}
+
 // Narrate publishes one progress event.
 func (n *narrator) Narrate(action, level, human string, f commands.Fields) {
 	n.publish(Event{Action: action, Level: level, Human: human, WorkerID: f.WorkerID, PID: f.PID})

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
@@ -288,22 +289,14 @@ func TestConsumer_BusyBeyondLimit(t *testing.T) {
 	slow := a.watch(t, "job.j-busy.result")
 	a.client.Publish(a.subject("spawn"), []byte(`{"job_id":"j-busy","worker_id":"hog","model_id":"m@no-health","device":"cpu","wait":"ready","wait_timeout_ms":2000}`))
 	// Wait until the hog is running, so the one slot is taken.
-	waitWorkers(t, a.hive, 1)
+	if !testenv.WaitMarked(a.hive, 1, 20*time.Second) {
+		t.Fatal("the hog worker never started")
+	}
 	r := a.req(t, "list", "")
 	wantError(t, r, commands.CodeBusy, "")
 	slow.waitFor(t, "hog result", slow.count(1))
 	a.stillServes(t)
 	a.must(t, "delete", `{"worker_id":"hog"}`, nil)
-}
-
-func waitWorkers(t *testing.T, hive string, n int) {
-	t.Helper()
-	for i := 0; i < 2000 && len(testenv.Marked(hive)) < n; i++ {
-		testenv.WaitGone(0, 5e6)
-	}
-	if got := testenv.Marked(hive); len(got) < n {
-		t.Fatalf("got %d processes of hive %s, want %d", len(got), hive, n)
-	}
 }
 
 func TestConsumer_ExitedEventForKillFromOutside(t *testing.T) {

@@ -95,6 +95,16 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
+// newHive returns a fresh hive id. When the test ends its workers are
+// killed (these tests hand workers to a next agent on purpose), and then
+// NoLeftovers checks that none of them survived.
+func newHive(t *testing.T) string {
+	hive := testenv.HiveID(t)
+	testenv.NoLeftovers(t, hive)
+	t.Cleanup(func() { testenv.Stop(hive) })
+	return hive
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -138,9 +148,7 @@ func listPIDs(t *testing.T, nc *nats.Conn, hive string) map[string]int {
 // With no NATS URL the agent starts its own server; a graceful stop leaves
 // workers running, and the next agent manages them.
 func TestAgent_EmbeddedServerAndGracefulStop(t *testing.T) {
-	hive := testenv.HiveID(t)
-	testenv.NoLeftovers(t, hive)
-	t.Cleanup(func() { testenv.Stop(hive) })
+	hive := newHive(t)
 	logDir := t.TempDir()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	a := startBinary(t, logDir, "--hive-id", hive, "--nats-listen", addr)
@@ -180,9 +188,7 @@ func TestAgent_EmbeddedServerAndGracefulStop(t *testing.T) {
 // SIGKILL of the agent leaves every worker running and fully manageable by
 // the next agent: list shows the same pids, get and delete work.
 func TestAgent_SurvivesSIGKILL(t *testing.T) {
-	hive := testenv.HiveID(t)
-	testenv.NoLeftovers(t, hive)
-	t.Cleanup(func() { testenv.Stop(hive) })
+	hive := newHive(t)
 	s := testenv.NATS(t)
 	nc := testenv.Connect(t, s)
 	logDir := t.TempDir()
@@ -238,9 +244,7 @@ func TestAgent_SurvivesSIGKILL(t *testing.T) {
 
 // A stop while a spawn is waiting lets it finish: the caller gets its reply.
 func TestAgent_StopFinishesCommandsInFlight(t *testing.T) {
-	hive := testenv.HiveID(t)
-	testenv.NoLeftovers(t, hive)
-	t.Cleanup(func() { testenv.Stop(hive) })
+	hive := newHive(t)
 	s := testenv.NATS(t)
 	nc := testenv.Connect(t, s)
 	a := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL())
@@ -252,9 +256,8 @@ func TestAgent_StopFinishesCommandsInFlight(t *testing.T) {
 	nc.Flush()
 	nc.Publish("hive."+hive+".worker.spawn", []byte(`{"job_id":"inflight","worker_id":"w","model_id":"m@ready-after=1500ms","device":"cpu","wait":"ready"}`))
 	nc.Flush()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(testenv.Marked(hive)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if !testenv.WaitMarked(hive, 1, 20*time.Second) {
+		t.Fatal("the worker never started")
 	}
 	// The worker is started and the spawn is waiting for its health: stop now.
 	if err := a.stop(t, syscall.SIGTERM); err != nil {

@@ -139,6 +139,19 @@ func WaitGone(pid int, d time.Duration) bool {
 	return !Alive(pid)
 }
 
+// WaitMarked waits up to d until at least n live processes carry hive's
+// marker, and reports whether they do.
+func WaitMarked(hive string, n int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for len(Marked(hive)) < n {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // NoLeftovers fails the test if any process carrying hive's marker is
 // still alive when the test ends, and kills it so the next test starts clean.
 func NoLeftovers(t testing.TB, hive string) {
