@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/subjects"
 )
 
@@ -41,7 +42,9 @@ const closeAfterCancel = 15 * time.Second
 
 // Config configures a Consumer.
 type Config struct {
-	HiveID   string
+	HiveID string
+	// Version is the agent's version as the build carries it; the service
+	// registers a SemVer derived from it and keeps it as is in its metadata.
 	Version  string
 	Spawner  commands.Spawner
 	Defaults commands.Defaults
@@ -122,7 +125,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	svc, err := micro.AddService(c.nc, micro.Config{
 		Name:        ServiceName,
-		Version:     c.cfg.Version,
+		Version:     version.SemVer(c.cfg.Version), // micro accepts only strict SemVer
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
 		Metadata:    map[string]string{"hive_id": c.cfg.HiveID, "version": c.cfg.Version},
 		StatsHandler: func(e *micro.Endpoint) any {

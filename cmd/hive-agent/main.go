@@ -13,7 +13,6 @@ import (
 	neturl "net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -25,11 +24,9 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/spawner"
 )
-
-// version is set at build time with -ldflags "-X main.version=1.2.3".
-var version = "0.1.0-dev"
 
 var _ commands.Spawner = (*spawner.Spawner)(nil)
 
@@ -55,12 +52,7 @@ func main() {
 	}
 }
 
-func agentVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return version
-}
+func agentVersion() string { return version.String() }
 
 func newLogger(cfg Config, w *os.File) *slog.Logger {
 	var level slog.Level
