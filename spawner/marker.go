@@ -40,12 +40,14 @@ func markerEnv(w Worker) []string {
 	}
 }
 
-// withoutMarker drops marker variables the agent itself may have inherited,
-// so a worker never carries two markers.
-func withoutMarker(env []string) []string {
+// workerEnv is the agent's environment as a worker inherits it: without
+// the agent's own configuration (NATS_* and HIVE_* settings, which carry
+// credentials and mean nothing to a worker) and without marker variables
+// the agent itself may have inherited, so a worker never carries two markers.
+func workerEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, markerPrefix) {
+		if !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "HIVE_") {
 			out = append(out, kv)
 		}
 	}

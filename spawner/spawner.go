@@ -219,7 +219,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
 	}
 	cmd := exec.Command(spec.BinaryPath, args...)
-	cmd.Env = append(withoutMarker(os.Environ()), markerEnv(w)...)
+	cmd.Env = append(workerEnv(os.Environ()), markerEnv(w)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",

@@ -31,9 +31,10 @@ func TestMain(m *testing.M) {
 
 // proc is a running hive-agent binary.
 type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{} // closed once the process exited; err is then set
+	err    error
 }
 
 type syncBuffer struct {
@@ -48,20 +49,27 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// startBinary runs the agent with args; it is killed when the test ends.
+// startBinary runs the agent with the test's worker and log directories
+// and args; it is killed when the test ends.
 func startBinary(t *testing.T, logDir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(agentBin, append([]string{"--worker-dir", workerDir, "--log-dir", logDir,
-		"--port-range", "9700-9799", "--log-format", "text"}, args...)...)
-	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	return startCmd(t, exec.Command(agentBin, append([]string{"--worker-dir", workerDir, "--log-dir", logDir,
+		"--port-range", "9700-9799", "--log-format", "text"}, args...)...))
+}
+
+// startCmd starts cmd, a hive-agent command line, and kills it when the
+// test ends, showing its output when the test failed.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- cmd.Wait() }()
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 		if t.Failed() {
 			t.Logf("agent output:\n%s", p.out.String())
 		}
@@ -69,15 +77,34 @@ func startBinary(t *testing.T, logDir string, args ...string) *proc {
 	return p
 }
 
-// waitLog waits until the agent has logged want.
+// waitLog waits until the agent has logged want. It fails at once when the
+// agent exited instead.
 func (p *proc) waitLog(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for !strings.Contains(p.out.String(), want) {
-		if time.Now().After(deadline) {
+		select {
+		case <-p.exited:
+			if strings.Contains(p.out.String(), want) {
+				return
+			}
+			t.Fatalf("agent exited (%v) without logging %q; output:\n%s", p.err, want, p.out.String())
+		case <-deadline:
 			t.Fatalf("agent never logged %q; output:\n%s", want, p.out.String())
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wait waits for the agent to exit by itself and returns its exit code.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(60 * time.Second):
+		t.Fatalf("agent still running; output:\n%s", p.out.String())
+		return -1
 	}
 }
 
@@ -86,9 +113,8 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
+	case <-p.exited:
+		return p.err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("agent did not stop after %v", sig)
 		return nil

@@ -6,17 +6,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	neturl "net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/cenkalti/backoff/v4"
 	"github.com/lmittmann/tint"
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,38 +31,102 @@ import (
 
 var _ commands.Spawner = (*spawner.Spawner)(nil)
 
-func main() {
-	cfg, err := parseConfig(os.Args[1:], os.LookupEnv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+// cli is the command line. With no subcommand, hive-agent runs the agent.
+type cli struct {
+	Version kong.VersionFlag `help:"Print the version and exit."`
+	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
+}
+
+// Exit statuses, the same for every command.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the agent stopped on an error
+	exitUsage   = 2 // bad flags or configuration: nothing was started
+)
+
+func main() { os.Exit(mainExit(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// newParser builds the command line parser; exit is called for --help and
+// --version.
+func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("hive-agent"),
+		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
+			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		kong.Help(rootHelp),
+	)
+}
+
+// rootHelp shows the agent's own flags for `hive-agent --help`, since
+// the agent is what runs without a command, then lists the commands.
+func rootHelp(opts kong.HelpOptions, ctx *kong.Context) error {
+	if ctx.Selected() != nil {
+		return kong.DefaultHelpPrinter(opts, ctx)
+	}
+	runCtx, err := kong.Trace(ctx.Kong, []string{"run"})
+	if err != nil {
+		return kong.DefaultHelpPrinter(opts, ctx)
+	}
+	if err := kong.DefaultHelpPrinter(opts, runCtx); err != nil {
+		return err
+	}
+	w := ctx.Stdout
+	fmt.Fprintln(w, "\nCommands (hive-agent <command> --help tells more):")
+	for _, c := range ctx.Model.Children {
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Help)
+	}
+	return nil
+}
+
+func mainExit(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	exited := -1
+	parser, err := newParser(&c, stdout, stderr, func(code int) { exited = code })
+	if err != nil {
+		fmt.Fprintln(stderr, "hive-agent: internal error:", err)
+		return exitFailure
+	}
+	kctx, err := parser.Parse(args)
+	if exited >= 0 { // --help or --version
+		return exited
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hive-agent:", err)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "hive-agent: %v\nRun 'hive-agent --help' for usage.\n", err)
+		return exitUsage
 	}
-	if cfg.ShowVersion {
-		fmt.Println("hive-agent", agentVersion())
-		return
-	}
-	log := newLogger(cfg, os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("hive-agent stopped", "err", err)
-		os.Exit(1)
+	switch kctx.Command() {
+	default: // "run", with or without the word
+		cfg, err := c.Run.config()
+		if err != nil {
+			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return exitUsage
+		}
+		log := newLogger(cfg, stderr)
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := run(ctx, cfg, log); err != nil {
+			log.Error("hive-agent stopped", "err", err)
+			return exitFailure
+		}
+		return exitOK
 	}
 }
 
 func agentVersion() string { return version.String() }
 
-func newLogger(cfg Config, w *os.File) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel)) // checked by Validate
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level := logLevel(cfg.LogLevel)
 	format := cfg.LogFormat
 	if format == "auto" {
 		format = "text"
-		if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			format = "tint"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "tint"
+			}
 		}
 	}
 	var h slog.Handler
@@ -77,24 +142,30 @@ func newLogger(cfg Config, w *os.File) *slog.Logger {
 }
 
 // run serves until ctx ends, then stops cleanly: no new commands, those in
-// flight finished, publishes flushed. Workers are left running.
+// flight finished, publishes flushed. Workers are left running. It fails
+// when the agent cannot serve: its connection is refused for good, or the
+// server refuses one of its subscriptions (a deaf agent must not look
+// healthy to a supervisor).
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("hive-agent starting", "version", agentVersion(), "hive_id", cfg.HiveID, "pid", os.Getpid(),
 		"log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
-	var embedded *server.Server
-	url := cfg.NATSURL
+	url := cfg.NATS.URL
 	if url == "" {
 		s, err := startEmbedded(cfg.NATSListen)
 		if err != nil {
 			return err
 		}
-		embedded = s
 		defer func() { s.Shutdown(); s.WaitForShutdown() }()
 		url = s.ClientURL()
 		log.Info("no --nats-url given: started an embedded NATS server", "url", url)
 	}
-	nc, err := connect(ctx, cfg, url, log)
+	fatal := make(chan error, 1)
+	nc, err := connect(ctx, cfg, url, log, fatal)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before NATS was reached")
+			return nil
+		}
 		return err
 	}
 	closed := make(chan struct{})
@@ -127,16 +198,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if ws, err := sp.List(ctx); err == nil && len(ws) > 0 {
 		log.Info("found running workers of this hive from an earlier run", "count", len(ws))
 	}
-	if embedded != nil {
+	if cfg.NATS.URL == "" {
 		log.Info("ready; try: nats req hive." + cfg.HiveID + ".worker.list ''")
 	}
 
-	<-ctx.Done()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-fatal:
+		log.Error("cannot serve; stopping", "err", runErr)
+	}
 	signal.Reset(syscall.SIGINT, syscall.SIGTERM) // a second signal stops the agent at once
 	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
-	err = cons.Close(shutdownCtx)
+	err = errors.Join(runErr, cons.Close(shutdownCtx))
 	if derr := nc.Drain(); derr != nil {
 		nc.Close()
 	}
@@ -177,37 +253,44 @@ func startEmbedded(listen string) (*server.Server, error) {
 	return s, nil
 }
 
+// subscriptionRefused matches the subject in the server's permissions
+// violation for a subscription.
+var subscriptionRefused = regexp.MustCompile(`Subscription to "(\S+)"`)
+
 // connect connects to NATS, retrying with exponential backoff (and saying
 // so) until the server answers or ctx ends; once connected it reconnects
-// forever.
-func connect(ctx context.Context, cfg Config, url string, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
+// forever. A subscription the server refuses is sent to fatal.
+func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fatal chan<- error) (*nats.Conn, error) {
+	opts := append([]nats.Option{
 		nats.Name("hive-agent " + cfg.HiveID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
+		// The default keep-alive (2 min, 2 pings) notices a frozen server or
+		// a partition only after up to 6 min.
+		nats.PingInterval(cfg.NATS.PingInterval),
+		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: we closed it ourselves
 				log.Warn("disconnected from NATS; reconnecting", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
 			}
+			if m := subscriptionRefused.FindStringSubmatch(err.Error()); m != nil && errors.Is(err, nats.ErrPermissionViolation) {
+				select {
+				case fatal <- fmt.Errorf("the NATS server refused the agent's subscription to %q (permissions); "+
+					"grant this user subscribe permission on it, the agent cannot serve without it", m[1]):
+				default:
+				}
+				return
+			}
 			log.Error("NATS error", "subject", subj, "err", err)
 		}),
-	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	if cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCA))
-	}
-	if cfg.NATSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
-	}
+	}, cfg.NATS.opts...)
 	attempt := 0
 	op := func() (*nats.Conn, error) {
 		attempt++
@@ -230,17 +313,6 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger) (*na
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(url), err)
 	}
-	log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+	log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
 	return nc, nil
-}
-
-// redact hides passwords in a comma-separated list of URLs, for logs.
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }

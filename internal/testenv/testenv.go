@@ -44,15 +44,33 @@ func BuildWorker(dir string) error {
 	return nil
 }
 
-// BuildAgent builds cmd/hive-agent into dir and returns the binary's path.
-func BuildAgent(dir string) (string, error) {
+// StockGoEnv is this process's environment with Go's own defaults: no Go
+// environment file (a developer's may set GOFLAGS=-buildvcs=false, which
+// hid a binary that did not start) and no GOFLAGS. Builds in tests use it,
+// so they build what a user's `go build` builds.
+func StockGoEnv() []string {
+	return append(os.Environ(), "GOENV=off", "GOFLAGS=")
+}
+
+// RepoRoot is the module's root directory.
+func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(file), "..", "..", "cmd", "hive-agent")
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// BuildAgent builds cmd/hive-agent into dir, with the race detector where
+// it can and Go's stock settings, and returns the binary's path.
+func BuildAgent(dir string) (string, error) {
 	bin := filepath.Join(dir, "hive-agent")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, src).CombinedOutput()
+	build := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("go", append(append([]string{"build"}, args...), "-o", bin, "./cmd/hive-agent")...)
+		cmd.Dir, cmd.Env = RepoRoot(), StockGoEnv()
+		return cmd.CombinedOutput()
+	}
+	out, err := build("-race")
 	if err != nil {
 		// -race needs cgo; fall back to a plain build.
-		out2, err2 := exec.Command("go", "build", "-o", bin, src).CombinedOutput()
+		out2, err2 := build()
 		if err2 != nil {
 			return "", fmt.Errorf("build agent: %v\n%s\n%s", err2, out, out2)
 		}
