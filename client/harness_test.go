@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,12 +31,13 @@ func TestMain(m *testing.M) {
 func startAgent(t *testing.T, s *server.Server) string {
 	t.Helper()
 	hive := testenv.HiveID(t)
+	logTo := newTestWriter(t) // its cleanup runs after every other of this agent
 	testenv.NoLeftovers(t, hive)
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var cons *consumer.Consumer
 	sp, err := spawner.New(spawner.Config{
 		HiveID: hive, WorkerDirs: []string{workerDir}, LogDir: t.TempDir(), PortMin: 9800, PortMax: 9899,
@@ -69,10 +71,27 @@ func startAgent(t *testing.T, s *server.Server) string {
 	return hive
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends the agent's log to the test's log until the test ends.
+// A worker's exit is reported from the spawner's own goroutine, which can
+// log after the test has ended (testing panics then): that goes nowhere.
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
+	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 

@@ -195,13 +195,14 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := hiveIDs(hives)
+	// Stats first: a list running at the same time would count itself
+	// among the commands in flight.
 	var wg sync.WaitGroup
 	for i := range hives {
 		wg.Go(func() { c.stats(ctx, &hives[i]) })
 	}
-	found, failed := c.listEach(ctx, ids)
 	wg.Wait()
+	found, failed := c.listEach(ctx, hiveIDs(hives))
 	for i := range hives {
 		h := &hives[i]
 		if ws, ok := found[h.HiveID]; ok {

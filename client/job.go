@@ -153,15 +153,14 @@ func runJob[T any](ctx context.Context, c *Client, j job, body any, onEvent func
 		case m := <-msgs:
 			final = take(m)
 		case o := <-replies:
-			replies = nil
-			switch {
-			case o.err == nil:
-				final = o.msg.Data
-			case errors.Is(o.err, nats.ErrNoResponders) || ctx.Err() != nil:
+			if o.err != nil {
+				// A lost reply never ends the request: it waits for ctx,
+				// so an error here is no responders, the deadline, or a
+				// closed connection, after which no result comes either.
 				ord.flush()
 				return zero, j.noAnswer(ctx, subj, o.err, ord)
 			}
-			// Any other request error: the result may still come.
+			final = o.msg.Data
 		case <-ctx.Done():
 			ord.flush()
 			return zero, j.noAnswer(ctx, subj, ctx.Err(), ord)
