@@ -1,0 +1,148 @@
+package client_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive-agent/client"
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/spawner"
+)
+
+var workerDir string
+
+func TestMain(m *testing.M) {
+	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
+}
+
+// startAgent runs a real hive-agent in process, wired as cmd/hive-agent
+// wires it (consumer + spawner on their own connection to s), for a fresh
+// hive id. Its workers are stopped when the test ends, and none may be
+// left then.
+func startAgent(t *testing.T, s *server.Server) string {
+	t.Helper()
+	hive := testenv.HiveID(t)
+	logTo := newTestWriter(t) // its cleanup runs after every other of this agent
+	testenv.NoLeftovers(t, hive)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var cons *consumer.Consumer
+	sp, err := spawner.New(spawner.Config{
+		HiveID: hive, WorkerDirs: []string{workerDir}, LogDir: t.TempDir(), PortMin: 9800, PortMax: 9899,
+		Logger:  log,
+		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
+		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err = consumer.New(nc, consumer.Config{
+		HiveID: hive, Version: "0.0.1-test", Spawner: sp, MaxInFlight: 8, Logger: log,
+		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: commands.WaitAlive,
+			AliveWindow: 200 * time.Millisecond, ReadyTimeout: 10 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		testenv.Stop(hive) // workers a failed test left behind
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := cons.Close(ctx); err != nil {
+			t.Errorf("close consumer: %v", err)
+		}
+		nc.Close()
+	})
+	return hive
+}
+
+// testWriter sends the agent's log to the test's log until the test ends.
+// A worker's exit is reported from the spawner's own goroutine, which can
+// log after the test has ended (testing panics then): that goes nowhere.
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
+	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
+	return w
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+// newClient returns a client on its own connection to s.
+func newClient(t *testing.T, s *server.Server, opts ...client.Option) *client.Client {
+	t.Helper()
+	return client.New(testenv.Connect(t, s), opts...)
+}
+
+// ctx is a test context with a generous bound.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// recorder collects narration events as onEvent receives them.
+type recorder struct{ events []client.Event }
+
+func (r *recorder) add(e client.Event) { r.events = append(r.events, e) }
+
+func (r *recorder) actions() []string {
+	out := make([]string, len(r.events))
+	for i, e := range r.events {
+		out[i] = e.Action
+	}
+	return out
+}
+
+// checkOrdered asserts the events are one command's narration, complete
+// and in order: seq 1, 2, 3…, one job and command, the end event last.
+func checkOrdered(t *testing.T, evs []client.Event, jobID, commandID string, ok bool) {
+	t.Helper()
+	if len(evs) < 2 {
+		t.Fatalf("got %d events, want at least a start and an end", len(evs))
+	}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Errorf("event %d (%s): seq %d, want %d", i, e.Action, e.Seq, i+1)
+		}
+		if e.JobID != jobID || e.CommandID != commandID {
+			t.Errorf("event %d: job %q command %q, want %q %q", i, e.JobID, e.CommandID, jobID, commandID)
+		}
+		if e.TS.IsZero() || e.Human == "" {
+			t.Errorf("event %d: missing ts or human: %+v", i, e)
+		}
+		if e.End() != (i == len(evs)-1) {
+			t.Errorf("event %d (%s): end %v, want the end event last and only there", i, e.Action, e.End())
+		}
+	}
+	if end := evs[len(evs)-1]; end.OK != nil && *end.OK != ok {
+		t.Errorf("end event ok %v, want %v", *end.OK, ok)
+	}
+}
