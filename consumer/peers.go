@@ -63,14 +63,11 @@ func FindPeers(ctx context.Context, nc *nats.Conn, hiveID string) ([]Peer, error
 		if parent.Err() != nil {
 			return nil, parent.Err()
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return peers, nil
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
+			return peers, nil // quiet, or no agent at all
 		}
 		if err != nil {
 			return peers, fmt.Errorf("read answers to %s: %w", subj, err)
-		}
-		if msg.Header.Get("Status") == "503" { // no responders: no agent at all
-			return peers, nil
 		}
 		quiet = peerQuiet
 		var info micro.Info
