@@ -1,5 +1,5 @@
-// Package commands holds hive-agent's command objects: Spawn, Delete, List
-// and Get. Decode reads a request body strictly into one of them; each
+// Package commands holds hive-agent's command objects: Spawn, Delete, List,
+// Get and Logs. Decode reads a request body strictly into one of them; each
 // validates itself and runs through the small Spawner interface declared
 // here. Nothing in this package knows about NATS.
 package commands
@@ -18,6 +18,7 @@ const (
 	KindDelete = "worker.delete"
 	KindList   = "worker.list"
 	KindGet    = "worker.get"
+	KindLogs   = "worker.logs"
 )
 
 // Command is one decoded, validated request.
@@ -40,7 +41,20 @@ type Spawner interface {
 	List(ctx context.Context) ([]spawner.Worker, error)
 	Find(ctx context.Context, workerID string) (spawner.Worker, error)
 	Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w spawner.Worker)) (spawner.StopResult, error)
-	LogTail(path string, n int) ([]string, error)
+	// WorkerLogTail and ReadLog read a worker's log; a path outside the
+	// agent's log directory reads as no lines.
+	WorkerLogTail(w spawner.Worker, n int) ([]string, error)
+	ReadLog(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
+	// LogPathOf is where the worker with this id logs, running or not.
+	LogPathOf(workerID string) string
+}
+
+// Events publishes the lifecycle events commands cause. Implementations
+// must be safe for concurrent use; a failed publish is logged, not returned.
+type Events interface {
+	// WorkerStopping is called right before the first signal of a delete,
+	// so that routers stop sending work to the worker before it drains.
+	WorkerStopping(w spawner.Worker, byJobID string, grace time.Duration)
 }
 
 // Narration levels.
@@ -80,6 +94,8 @@ type Defaults struct {
 type Deps struct {
 	Spawner  Spawner
 	Narrator Narrator
+	// Events may be nil: then no lifecycle events are published.
+	Events   Events
 	Defaults Defaults
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

@@ -53,7 +53,7 @@ type validator interface {
 }
 
 // Kinds lists the command kinds Decode knows.
-var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet}
+var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs}
 
 func newCommand(kind string) validator {
 	switch kind {
@@ -65,6 +65,8 @@ func newCommand(kind string) validator {
 		return &List{}
 	case KindGet:
 		return &Get{}
+	case KindLogs:
+		return &Logs{}
 	}
 	return nil
 }
@@ -102,7 +104,7 @@ func Decode(kind string, body []byte) (Command, Envelope, *Error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cmd); err != nil {
-		return nil, env, decodeError(err)
+		return nil, env, decodeError(err, cmd)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, env, BadRequest("", "body has data after the JSON object")
@@ -144,7 +146,7 @@ func validOrEmpty(v any) string {
 }
 
 // decodeError names the field a json error is about.
-func decodeError(err error) *Error {
+func decodeError(err error, v any) *Error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -160,7 +162,7 @@ func decodeError(err error) *Error {
 		return BadRequest("", "body is not valid JSON: %v (at byte %d)", err, syntaxErr.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return BadRequest(field, "unknown field")
+		return unknownField(field, v)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("", "body is not valid JSON: it ends early")
 	}
@@ -195,7 +197,7 @@ func checkKeys(body []byte, v any) *Error {
 		}
 		key, _ := tok.(string)
 		if !known[key] {
-			return BadRequest(key, "unknown field")
+			return unknownField(key, v)
 		}
 		if seen[key] {
 			return BadRequest(key, "given more than once")

@@ -169,6 +169,7 @@ func TestDecode_BadRequest(t *testing.T) {
 			struct{ name, kind, body, field string }{"spawn worker_id " + bad.name, commands.KindSpawn, spawnBody(`,"worker_id":` + id), "worker_id"},
 			struct{ name, kind, body, field string }{"delete worker_id " + bad.name, commands.KindDelete, `{"worker_id":` + id + `}`, "worker_id"},
 			struct{ name, kind, body, field string }{"get worker_id " + bad.name, commands.KindGet, `{"worker_id":` + id + `}`, "worker_id"},
+			struct{ name, kind, body, field string }{"logs worker_id " + bad.name, commands.KindLogs, `{"worker_id":` + id + `}`, "worker_id"},
 		)
 		for _, kind := range commands.Kinds {
 			body := map[string]string{
@@ -176,6 +177,7 @@ func TestDecode_BadRequest(t *testing.T) {
 				commands.KindDelete: `{"worker_id":"w"}`,
 				commands.KindList:   `{}`,
 				commands.KindGet:    `{"worker_id":"w"}`,
+				commands.KindLogs:   `{"worker_id":"w"}`,
 			}[kind]
 			for _, f := range []string{"job_id", "command_id"} {
 				b := `{"` + f + `":` + id + "," + body[1:]
@@ -190,6 +192,18 @@ func TestDecode_BadRequest(t *testing.T) {
 	tests = append(tests,
 		struct{ name, kind, body, field string }{"delete empty worker_id", commands.KindDelete, `{"worker_id":""}`, "worker_id"},
 		struct{ name, kind, body, field string }{"get empty worker_id", commands.KindGet, `{"worker_id":""}`, "worker_id"},
+		struct{ name, kind, body, field string }{"logs empty worker_id", commands.KindLogs, `{"worker_id":""}`, "worker_id"},
+		struct{ name, kind, body, field string }{"logs without worker_id", commands.KindLogs, `{"lines":5}`, "worker_id"},
+		struct{ name, kind, body, field string }{"logs lines and offset", commands.KindLogs, `{"worker_id":"w","lines":5,"offset":0}`, "offset"},
+		struct{ name, kind, body, field string }{"logs lines negative", commands.KindLogs, `{"worker_id":"w","lines":-1}`, "lines"},
+		struct{ name, kind, body, field string }{"logs lines over 1000", commands.KindLogs, `{"worker_id":"w","lines":1001}`, "lines"},
+		struct{ name, kind, body, field string }{"logs offset negative", commands.KindLogs, `{"worker_id":"w","offset":-1}`, "offset"},
+		struct{ name, kind, body, field string }{"logs max_bytes zero", commands.KindLogs, `{"worker_id":"w","offset":0,"max_bytes":0}`, "max_bytes"},
+		struct{ name, kind, body, field string }{"logs max_bytes over 1 MiB", commands.KindLogs, `{"worker_id":"w","offset":0,"max_bytes":1048577}`, "max_bytes"},
+		struct{ name, kind, body, field string }{"logs max_bytes without offset", commands.KindLogs, `{"worker_id":"w","max_bytes":10}`, "max_bytes"},
+		struct{ name, kind, body, field string }{"logs offset as string", commands.KindLogs, `{"worker_id":"w","offset":"0"}`, "offset"},
+		struct{ name, kind, body, field string }{"logs offset fractional", commands.KindLogs, `{"worker_id":"w","offset":1.5}`, "offset"},
+		struct{ name, kind, body, field string }{"logs log_lines is get's", commands.KindLogs, `{"worker_id":"w","log_lines":5}`, "log_lines"},
 	)
 
 	for _, tt := range tests {
@@ -467,6 +481,29 @@ func TestDecode_ExactFieldNames(t *testing.T) {
 			cmd, env, err := commands.Decode(c.kind, []byte(c.body))
 			checkBadRequest(t, cmd, err, c.field)
 			checkEnvelope(t, env)
+		})
+	}
+}
+
+// An unknown field names the closest known one when it looks like a typo,
+// and lists the known fields otherwise.
+func TestDecode_UnknownFieldHint(t *testing.T) {
+	tests := []struct{ kind, body, field, wantMsg string }{
+		{commands.KindSpawn, `{"model_id":"m","device":"cpu","devcie":"x"}`, "devcie", "devcie: unknown field; did you mean device?"},
+		{commands.KindSpawn, `{"model_id":"m","Device":"cpu"}`, "Device", "Device: unknown field; did you mean device?"},
+		{commands.KindSpawn, `{"modelid":"m","device":"cpu"}`, "modelid", "modelid: unknown field; did you mean model_id?"},
+		{commands.KindDelete, `{"worker_id":"w","grace":5}`, "grace", "grace: unknown field; did you mean grace_ms?"},
+		{commands.KindLogs, `{"worker_id":"w","offest":0}`, "offest", "offest: unknown field; did you mean offset?"},
+		{commands.KindLogs, `{"worker_id":"w","line":3}`, "line", "line: unknown field; did you mean lines?"},
+		{commands.KindList, `{"verbose":true}`, "verbose", "verbose: unknown field; known fields: command_id, job_id"},
+		{commands.KindGet, `{"worker_id":"w","x":1}`, "x", "x: unknown field; known fields: command_id, job_id, log_lines, worker_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			_, _, err := commands.Decode(tt.kind, []byte(tt.body))
+			if err == nil || err.Code != commands.CodeBadRequest || err.Field != tt.field || err.Message != tt.wantMsg {
+				t.Errorf("got %+v, want bad_request on %s with message %q", err, tt.field, tt.wantMsg)
+			}
 		})
 	}
 }

@@ -61,10 +61,16 @@ type DeleteResult struct {
 // Execute stops the worker.
 func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	grace := time.Duration(*c.GraceMS) * time.Millisecond
+	first := true
+	// The spawner calls onSignal right before each signal, from one goroutine.
 	res, err := d.Spawner.Stop(ctx, c.WorkerID, grace, func(sig string, w spawner.Worker) {
-		level, human := LevelInfo, fmt.Sprintf("Sent SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
+		if first && d.Events != nil {
+			d.Events.WorkerStopping(w, c.JobID, grace)
+		}
+		first = false
+		level, human := LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
 		if sig != "SIGTERM" {
-			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sent %s to process group %d.", w.WorkerID, grace, sig, w.PID)
+			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})
 	})

@@ -25,7 +25,8 @@ type fakeSpawner struct {
 	ListFunc        func(ctx context.Context) ([]spawner.Worker, error)
 	FindFunc        func(ctx context.Context, workerID string) (spawner.Worker, error)
 	StopFunc        func(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w spawner.Worker)) (spawner.StopResult, error)
-	LogTailFunc     func(path string, n int) ([]string, error)
+	LogTailFunc     func(w spawner.Worker, n int) ([]string, error)
+	ReadLogFunc     func(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
 }
 
 var _ commands.Spawner = (*fakeSpawner)(nil)
@@ -79,12 +80,21 @@ func (f *fakeSpawner) Stop(ctx context.Context, workerID string, grace time.Dura
 	return f.StopFunc(ctx, workerID, grace, onSignal)
 }
 
-func (f *fakeSpawner) LogTail(path string, n int) ([]string, error) {
+func (f *fakeSpawner) WorkerLogTail(w spawner.Worker, n int) ([]string, error) {
 	if f.LogTailFunc == nil {
-		f.unexpected("LogTail")
+		f.unexpected("WorkerLogTail")
 	}
-	return f.LogTailFunc(path, n)
+	return f.LogTailFunc(w, n)
 }
+
+func (f *fakeSpawner) ReadLog(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error) {
+	if f.ReadLogFunc == nil {
+		f.unexpected("ReadLog")
+	}
+	return f.ReadLogFunc(w, q)
+}
+
+func (f *fakeSpawner) LogPathOf(workerID string) string { return "/logs/h1/" + workerID + ".log" }
 
 // event is one narration event.
 type event struct {
@@ -571,8 +581,8 @@ func TestGet_Execute(t *testing.T) {
 					gotFind = id
 					return w, tt.findErr
 				},
-				LogTailFunc: func(path string, n int) ([]string, error) {
-					gotPath, gotLines = path, n
+				LogTailFunc: func(w spawner.Worker, n int) ([]string, error) {
+					gotPath, gotLines = w.LogPath, n
 					return tt.tail, tt.tailErr
 				},
 			}

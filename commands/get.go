@@ -47,7 +47,7 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tail, err := d.Spawner.LogTail(w.LogPath, *c.LogLines)
+	tail, err := d.Spawner.WorkerLogTail(w, *c.LogLines)
 	if err != nil {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}

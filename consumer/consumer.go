@@ -6,15 +6,16 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -50,7 +51,11 @@ type Config struct {
 	Defaults commands.Defaults
 	// MaxInFlight bounds the commands run at once; beyond it callers get busy.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// RepublishWindow is how far back before a lost connection was noticed
+	// results are published again after the reconnect; default
+	// RepublishWindow.
+	RepublishWindow time.Duration
+	Logger          *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RepublishWindow == 0 {
+		c.RepublishWindow = RepublishWindow
 	}
 }
 
@@ -77,6 +85,9 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.MaxInFlight))
 	}
+	if c.RepublishWindow < 0 {
+		errs = append(errs, fmt.Errorf("republish window %s: must not be negative", c.RepublishWindow))
+	}
 	return errors.Join(errs...)
 }
 
@@ -87,6 +98,9 @@ type Consumer struct {
 	log     *slog.Logger
 	svc     micro.Service
 	unknown *nats.Subscription
+	// instance is the micro service id once started; connection callbacks read it.
+	instance atomic.Pointer[string]
+	out      *outbox
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -112,12 +126,14 @@ func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Consumer{
 		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
+		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow),
 		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
 		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]map[string]uint64{}},
 	}, nil
 }
 
-// Start registers the micro service and its endpoints.
+// Start registers the micro service and its endpoints, then publishes the
+// inventory with reason "start".
 func (c *Consumer) Start(ctx context.Context) error {
 	group, err := subjects.WorkerCommandPrefix(c.cfg.HiveID)
 	if err != nil {
@@ -127,9 +143,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		Name:        ServiceName,
 		Version:     version.SemVer(c.cfg.Version), // micro accepts only strict SemVer
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
-		Metadata:    map[string]string{"hive_id": c.cfg.HiveID, "version": c.cfg.Version},
+		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version),
 		StatsHandler: func(e *micro.Endpoint) any {
-			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight)
+			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
 		},
 	})
 	if err != nil {
@@ -171,9 +187,22 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
 		return errors.Join(fmt.Errorf("flush subscriptions: %w", err), svc.Stop())
 	}
-	c.log.Info("serving worker commands", "subjects", group+".{spawn,delete,list,get}",
-		"max_in_flight", c.cfg.MaxInFlight, "service_id", svc.Info().ID)
+	id := svc.Info().ID
+	c.instance.Store(&id)
+	c.log.Info("serving worker commands", "subjects", group+".{"+strings.Join(subjects.Commands, ",")+"}",
+		"max_in_flight", c.cfg.MaxInFlight, "service_id", id)
+	c.publishInventory(ctx, InventoryStart)
 	return nil
+}
+
+// metadata is the service's micro metadata: FindPeers reads hive_id, and
+// host and pid name an agent that holds a hive id another wants.
+func metadata(hiveID, version string) map[string]string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return map[string]string{"hive_id": hiveID, "version": version, "host": host, "pid": strconv.Itoa(os.Getpid())}
 }
 
 // inbound is what a command needs of its request message. It is copied
@@ -214,158 +243,6 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	}()
 }
 
-// Reply is the body of every reply and of job.<job_id>.result.
-type Reply struct {
-	OK        bool            `json:"ok"`
-	Kind      string          `json:"kind"`
-	HiveID    string          `json:"hive_id"`
-	JobID     string          `json:"job_id"`
-	CommandID string          `json:"command_id"`
-	Result    any             `json:"result,omitempty"`
-	Error     *commands.Error `json:"error,omitempty"`
-}
-
-// run executes one command (or reports refuse, when set) and publishes its
-// narration, result and reply.
-func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
-	start := time.Now()
-	cmd, env, decodeErr := commands.Decode(kind, in.data)
-	j := c.jobs.acquire(env.JobID)
-	defer c.jobs.release(j)
-	n := c.narrator(j, env.CommandID)
-	verb := actionVerb(kind)
-	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
-		fmt.Sprintf("Hive %s received %s command %s.", c.cfg.HiveID, kind, env.CommandID), commands.Fields{})
-
-	var result any
-	var err error
-	switch {
-	case refuse != nil:
-		err = refuse
-	case decodeErr != nil:
-		err = decodeErr
-	default:
-		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Defaults: c.cfg.Defaults})
-	}
-	reply := Reply{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
-	if err != nil {
-		reply.Error = commands.ToError(err)
-	} else {
-		reply.Result = result
-	}
-	body, merr := json.Marshal(reply)
-	if merr != nil {
-		c.log.Error("encode reply", "kind", kind, "err", merr)
-		reply.OK, reply.Result = false, nil
-		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: "encode reply: " + merr.Error()}
-		body, _ = json.Marshal(reply)
-	}
-
-	if max := c.nc.MaxPayload() - replyHeaderRoom; max > 0 && int64(len(body)) > max {
-		c.log.Error("reply too large for NATS", "kind", kind, "bytes", len(body), "max_payload", c.nc.MaxPayload())
-		reply.OK, reply.Result = false, nil
-		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: fmt.Sprintf(
-			"the %s result is %d bytes, more than this NATS server's max_payload of %d allows; ask for fewer log_lines", kind, len(body), c.nc.MaxPayload())}
-		body, _ = json.Marshal(reply)
-	}
-
-	ok := reply.OK
-	end := Event{Action: endAction(verb, ok), Level: commands.LevelInfo, OK: &ok, Error: reply.Error}
-	end.Human, end.WorkerID, end.PID = summary(kind, reply)
-	if !ok {
-		end.Level = commands.LevelError
-	}
-	n.publish(end)
-	if subj, serr := subjects.JobResult(env.JobID); serr == nil {
-		if perr := c.nc.Publish(subj, body); perr != nil {
-			c.log.Warn("publish result", "subject", subj, "err", perr)
-		}
-	}
-	if in.reply != "" {
-		msg := &nats.Msg{Subject: in.reply, Data: body}
-		if reply.Error != nil {
-			// The micro convention, so service-aware clients see an error.
-			msg.Header = nats.Header{micro.ErrorCodeHeader: {reply.Error.Code}, micro.ErrorHeader: {headerText(reply.Error.Message)}}
-		}
-		if err := c.nc.PublishMsg(msg); err != nil {
-			c.log.Warn("reply", "kind", kind, "job_id", env.JobID, "err", err)
-		}
-	}
-	c.stats.record(kind, reply.Error)
-	attrs := []any{"kind", kind, "job_id", env.JobID, "command_id", env.CommandID, "ok", ok, "took", time.Since(start).Round(time.Microsecond)}
-	if reply.Error != nil {
-		attrs = append(attrs, "code", reply.Error.Code, "error", reply.Error.Message)
-	}
-	if reply.Error != nil && reply.Error.Code == commands.CodeInternal {
-		c.log.Error("command failed", attrs...)
-	} else {
-		c.log.Info("command", attrs...)
-	}
-}
-
-// headerText makes an error message fit a NATS header value: one line, short.
-func headerText(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-func actionVerb(kind string) string {
-	switch kind {
-	case commands.KindSpawn:
-		return "spawn"
-	case commands.KindDelete:
-		return "delete"
-	case commands.KindList:
-		return "list"
-	case commands.KindGet:
-		return "get"
-	}
-	return "command"
-}
-
-func endAction(verb string, ok bool) string {
-	if !ok {
-		return "worker_" + verb + "_failed"
-	}
-	switch verb {
-	case "spawn":
-		return "worker_spawned"
-	case "delete":
-		return "worker_deleted"
-	case "list":
-		return "worker_listed"
-	}
-	return "worker_got"
-}
-
-// summary is the readable sentence of a command's end event.
-func summary(kind string, r Reply) (human, workerID string, pid int) {
-	if r.Error != nil {
-		return fmt.Sprintf("%s failed (%s): %s", kind, r.Error.Code, headerText(r.Error.Message)), "", 0
-	}
-	switch v := r.Result.(type) {
-	case commands.SpawnResult:
-		if v.Existing {
-			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
-		}
-		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
-	case commands.DeleteResult:
-		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
-	case commands.ListResult:
-		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0
-	case commands.GetResult:
-		return fmt.Sprintf("Worker %s is running as pid %d.", v.WorkerID, v.PID), v.WorkerID, v.PID
-	}
-	return kind + " done.", "", 0
-}
-
 // Close stops taking commands, waits for those in flight (cancelling them
 // when ctx ends first), and flushes what was published. It leaves the
 // connection open: the caller drains or closes it.
@@ -402,52 +279,4 @@ func (c *Consumer) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("flush: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// stats are the agent's own counters, shown per endpoint by
-// `nats micro stats hive-agent`: micro's built-in counters only see the
-// hand-off of each command to its goroutine.
-type stats struct {
-	mu     sync.Mutex
-	byKind map[string]uint64
-	byCode map[string]map[string]uint64 // kind -> code -> count
-}
-
-func (s *stats) record(kind string, e *commands.Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.byKind[kind]++
-	if e != nil {
-		if s.byCode[kind] == nil {
-			s.byCode[kind] = map[string]uint64{}
-		}
-		s.byCode[kind][e.Code]++
-	}
-}
-
-// StatsData is the custom data of one endpoint in the service's stats.
-type StatsData struct {
-	// Commands and Errors (by code) count this endpoint's commands.
-	Commands uint64            `json:"commands"`
-	Errors   map[string]uint64 `json:"errors"`
-	// InFlight and MaxInFlight are the agent's, across endpoints.
-	InFlight    int `json:"in_flight"`
-	MaxInFlight int `json:"max_in_flight"`
-	// UnknownCommands counts requests to subjects that name no command.
-	UnknownCommands uint64 `json:"unknown_commands"`
-}
-
-func (s *stats) snapshot(kind string, inFlight, max int) StatsData {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max}
-	for code, n := range s.byCode[kind] {
-		d.Errors[code] = n
-	}
-	for k, n := range s.byKind {
-		if !slices.Contains(commands.Kinds, k) {
-			d.UnknownCommands += n
-		}
-	}
-	return d
 }

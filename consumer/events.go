@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/spawner"
@@ -29,7 +30,8 @@ type ExitedEvent struct {
 	WorkerID string `json:"worker_id"`
 	JobID    string `json:"job_id"`
 	PID      int    `json:"pid"`
-	// ExitCode is set when the worker exited; Signal when a signal ended it.
+	// ExitCode is set when the worker exited; Signal when a signal ended
+	// it. Both are absent when the status is unknown (an adopted worker).
 	ExitCode *int     `json:"exit_code,omitempty"`
 	Signal   string   `json:"signal,omitempty"`
 	RanMS    int64    `json:"ran_ms"`
@@ -37,6 +39,41 @@ type ExitedEvent struct {
 	// LeftoversStopped counts the children the worker left running when it
 	// exited by itself, which the agent then stopped; absent when none.
 	LeftoversStopped int `json:"leftovers_stopped,omitempty"`
+	// Adopted is true for a worker started by an earlier run of the agent.
+	Adopted bool `json:"adopted,omitempty"`
+}
+
+// StoppingEvent is published on hive.<hive_id>.events.worker.stopping
+// before a delete's first signal, so that routers stop sending the worker
+// work before it drains.
+type StoppingEvent struct {
+	HiveID   string `json:"hive_id"`
+	WorkerID string `json:"worker_id"`
+	// JobID is the job that spawned the worker; ByJobID the delete's.
+	JobID   string `json:"job_id"`
+	PID     int    `json:"pid"`
+	ByJobID string `json:"by_job_id"`
+	GraceMS int64  `json:"grace_ms"`
+}
+
+var _ commands.Events = (*Consumer)(nil)
+
+// stoppingFlush bounds the wait for the server to have the stopping event
+// before the signal goes out.
+const stoppingFlush = time.Second
+
+// WorkerStopping publishes the stopping event of a worker a delete is
+// about to signal. It waits (up to a second, and only while connected)
+// until the server has it, so the event is on its way before the worker
+// sees the signal.
+func (c *Consumer) WorkerStopping(w spawner.Worker, byJobID string, grace time.Duration) {
+	c.publishEvent(subjects.EventStopping, StoppingEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID,
+		PID: w.PID, ByJobID: byJobID, GraceMS: grace.Milliseconds()})
+	if c.nc.IsConnected() {
+		if err := c.nc.FlushTimeout(stoppingFlush); err != nil {
+			c.log.Warn("flush stopping event", "worker_id", w.WorkerID, "err", err)
+		}
+	}
 }
 
 // ExitLogLines is how many log lines an exited event carries.
@@ -68,25 +105,31 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 }
 
 // WorkerExited publishes the exited event of a worker this agent started
-// and narrates its end on the spawning job. Wire it to spawner.Config.OnExit.
+// or adopted, and narrates the end of one it started on the spawning job.
+// Wire it to spawner.Config.OnExit.
 func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
-	tail, err := spawner.LogTail(w.LogPath, ExitLogLines)
+	tail, err := c.cfg.Spawner.WorkerLogTail(w, ExitLogLines)
 	if err != nil {
 		c.log.Warn("read worker log", "worker_id", w.WorkerID, "err", err)
 		tail = []string{}
 	}
 	ev := ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
-		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers}
+		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers, Adopted: e.Adopted}
 	level := commands.LevelInfo
-	if e.Signal == "" {
+	if e.Signal == "" && e.Code >= 0 {
 		code := e.Code
 		ev.ExitCode = &code
 	}
 	if e.Signal != "" || e.Code != 0 {
 		level = commands.LevelWarn
 	}
-	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS)
+	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)
+	if e.Adopted {
+		// Its job belongs to an earlier run of the agent, whose narration
+		// sequence is gone: numbering from 1 again would break the job's order.
+		return
+	}
 
 	c.heldMu.Lock()
 	j, ok := c.held[workerKey(w)]

@@ -28,10 +28,14 @@ func TestMain(m *testing.M) {
 // NATS connection, plus a client connection for the test.
 type agent struct {
 	hive   string
+	nc     *nats.Conn // the agent's own connection
 	client *nats.Conn
 	cons   *consumer.Consumer
 	sp     *spawner.Spawner
 	logDir string
+	// close stops the agent (once); it runs when the test ends, or earlier
+	// when a test must stop it before servers it started later go.
+	close func()
 }
 
 type agentOpts struct {
@@ -41,6 +45,16 @@ type agentOpts struct {
 	portMin     int
 	portMax     int
 	devices     spawner.DeviceProbe
+	// url and natsOpts, when set, are how the agent connects (the client
+	// always connects to s directly).
+	url      string
+	natsOpts []nats.Option
+	// clientOpts are added to the client's connection options.
+	clientOpts []nats.Option
+	// beforeStart runs once the client is connected, before the consumer starts.
+	beforeStart func(*agent)
+	// onLost and onBack run after the consumer's Disconnected and Reconnected.
+	onLost, onBack func()
 }
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
@@ -52,12 +66,36 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 		f(&o)
 	}
 	testenv.NoLeftovers(t, o.hive)
-	nc, err := nats.Connect(s.ClientURL())
+	if o.url == "" {
+		o.url = s.ClientURL()
+	}
+	a := &agent{hive: o.hive, logDir: t.TempDir()}
+	// Wired as cmd/hive-agent wires them.
+	opts := append([]nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			a.cons.Disconnected(err)
+			if o.onLost != nil {
+				o.onLost()
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			a.cons.Reconnected()
+			if o.onBack != nil {
+				o.onBack()
+			}
+		}),
+	}, o.natsOpts...)
+	nc, err := nats.Connect(o.url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.nc = nc
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a := &agent{hive: o.hive, client: testenv.Connect(t, s), logDir: t.TempDir()}
+	a.client, err = nats.Connect(s.ClientURL(), o.clientOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.client.Close)
 	a.sp, err = spawner.New(spawner.Config{
 		HiveID: o.hive, WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
 		Devices: o.devices, Logger: log,
@@ -75,18 +113,25 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.beforeStart != nil {
+		o.beforeStart(a)
+	}
 	if err := a.cons.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		testenv.Stop(o.hive) // workers a failed test left behind
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.cons.Close(ctx); err != nil {
-			t.Errorf("close consumer: %v", err)
-		}
-		nc.Close()
-	})
+	var once sync.Once
+	a.close = func() {
+		once.Do(func() {
+			testenv.Stop(o.hive) // workers a failed test left behind
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.cons.Close(ctx); err != nil {
+				t.Errorf("close consumer: %v", err)
+			}
+			nc.Close()
+		})
+	}
+	t.Cleanup(a.close)
 	return a
 }
 
@@ -212,6 +257,13 @@ func (w *watch) waitFor(t testing.TB, what string, done func([][]byte) bool) [][
 			t.Fatalf("timed out waiting for %s; got %d messages: %s", what, len(msgs), joinMsgs(msgs))
 		}
 	}
+}
+
+// snapshot returns what was received so far.
+func (w *watch) snapshot() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.msgs...)
 }
 
 func (w *watch) count(n int) func([][]byte) bool {

@@ -186,7 +186,8 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := string(msg.Data)
-	for _, want := range []string{`"name":"hive-agent"`, `"hive_id":"` + a.hive + `"`, `"hive.` + a.hive + `.worker.spawn"`, `"queue_group":"q"`, `"version":"0.0.1"`} {
+	for _, want := range []string{`"name":"hive-agent"`, `"hive_id":"` + a.hive + `"`, `"hive.` + a.hive + `.worker.spawn"`, `"queue_group":"q"`, `"version":"0.0.1"`,
+		`"hive.` + a.hive + `.worker.logs"`, `"pid":"` + strconv.Itoa(os.Getpid()) + `"`, `"host":"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("service info lacks %s: %s", want, body)
 		}
@@ -213,8 +214,8 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 	for _, e := range st.Endpoints {
 		got[e.Name] = e.Data
 	}
-	if len(st.Endpoints) != 4 {
-		t.Errorf("stats has %d endpoints, want spawn, delete, list, get", len(st.Endpoints))
+	if len(st.Endpoints) != 5 {
+		t.Errorf("stats has %d endpoints, want spawn, delete, list, get, logs", len(st.Endpoints))
 	}
 	if g := got["get"]; g.Commands != 2 || g.Errors["not_found"] != 1 || g.Errors["bad_request"] != 1 || g.UnknownCommands != 1 {
 		t.Errorf("get endpoint stats: got %+v", g)

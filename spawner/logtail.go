@@ -21,7 +21,8 @@ const (
 // LogTail returns the last n lines of the log at path, oldest first. Lines
 // longer than MaxLogLineBytes are cut (and end in "…"), and the oldest lines
 // are dropped when the tail would exceed MaxLogTailBytes. A missing log is
-// an empty tail.
+// an empty tail. It reads any path: for paths taken from a process's
+// marker use (*Spawner).WorkerLogTail, which stays inside the log directory.
 func LogTail(path string, n int) ([]string, error) {
 	if n <= 0 {
 		return []string{}, nil
@@ -38,18 +39,27 @@ func LogTail(path string, n int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seek log: %w", err)
 	}
+	return tail(f, size, n)
+}
+
+// tail returns the last n lines of the first end bytes of r, with the
+// limits LogTail documents.
+func tail(r io.ReaderAt, end int64, n int) ([]string, error) {
+	if n <= 0 {
+		return []string{}, nil
+	}
 	// Read backwards in chunks until n+1 newlines are in hand; never read
 	// more than n full-length lines could need.
 	limit := int64(n+1) * (MaxLogLineBytes + 1)
 	limit = min(limit, 4*MaxLogTailBytes+int64(n)*MaxLogLineBytes)
 	const chunk = 32 << 10
 	var buf []byte
-	off := size
+	off := end
 	for off > 0 && int64(len(buf)) < limit && bytes.Count(buf, []byte{'\n'}) <= n {
 		step := min(int64(chunk), off)
 		off -= step
 		b := make([]byte, step)
-		if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		if _, err := r.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("read log: %w", err)
 		}
 		buf = append(b, buf...)

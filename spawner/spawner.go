@@ -147,6 +147,9 @@ type Exit struct {
 	// were still running when it exited by itself, and that the spawner then
 	// stopped.
 	Leftovers int
+	// Adopted is true for a worker started by an earlier run of the agent:
+	// its exit status is then unknown (Code -1, Signal "") unless reported.
+	Adopted bool
 }
 
 func (e Exit) String() string {

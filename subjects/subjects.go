@@ -19,10 +19,11 @@ const (
 	Delete = "delete"
 	List   = "list"
 	Get    = "get"
+	Logs   = "logs"
 )
 
 // Commands lists the command tokens the agent serves.
-var Commands = []string{Spawn, Delete, List, Get}
+var Commands = []string{Spawn, Delete, List, Get, Logs}
 
 var (
 	// ErrEmptyToken is returned for an empty id.
@@ -97,9 +98,17 @@ func JobResult(job string) (string, error) {
 const (
 	EventStarted = "started"
 	EventExited  = "exited"
+	// EventStopping is published before a delete's first signal.
+	EventStopping = "stopping"
 )
 
 // WorkerEvent is hive.<hive>.events.worker.<event>.
 func WorkerEvent(hive, event string) (string, error) {
 	return checked([]field{{"hive_id", hive}, {"event", event}}, "hive", hive, "events", "worker", event)
+}
+
+// Inventory is hive.<hive>.events.inventory, where the agent lists its
+// workers after every connect and reconnect.
+func Inventory(hive string) (string, error) {
+	return checked([]field{{"hive_id", hive}}, "hive", hive, "events", "inventory")
 }

@@ -85,6 +85,9 @@ func TestBuilders_GoodIDs(t *testing.T) {
 		{"JobResult", func() (string, error) { return subjects.JobResult("job-1") }, "job.job-1.result"},
 		{"WorkerEvent started", func() (string, error) { return subjects.WorkerEvent("h1", subjects.EventStarted) }, "hive.h1.events.worker.started"},
 		{"WorkerEvent exited", func() (string, error) { return subjects.WorkerEvent("h1", subjects.EventExited) }, "hive.h1.events.worker.exited"},
+		{"WorkerEvent stopping", func() (string, error) { return subjects.WorkerEvent("h1", subjects.EventStopping) }, "hive.h1.events.worker.stopping"},
+		{"Inventory", func() (string, error) { return subjects.Inventory("h1") }, "hive.h1.events.inventory"},
+		{"WorkerCommand logs", func() (string, error) { return subjects.WorkerCommand("h1", subjects.Logs) }, "hive.h1.worker.logs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +116,7 @@ func TestBuilders_BadIDs(t *testing.T) {
 		{"JobResult", "job_id", subjects.JobResult},
 		{"WorkerEvent hive", "hive_id", func(id string) (string, error) { return subjects.WorkerEvent(id, subjects.EventStarted) }},
 		{"WorkerEvent event", "event", func(id string) (string, error) { return subjects.WorkerEvent("h1", id) }},
+		{"Inventory hive", "hive_id", func(id string) (string, error) { return subjects.Inventory(id) }},
 	}
 	for _, b := range builders {
 		for _, bad := range badIDs {

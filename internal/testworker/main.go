@@ -112,6 +112,8 @@ func main() {
 	})
 	go http.Serve(l, mux)
 	<-sigs
+	// The time lets tests order the signal against what the agent published.
+	fmt.Printf("testworker: SIGTERM received at unix ns %d\n", time.Now().UnixNano())
 	fmt.Println("testworker: got SIGTERM, exiting")
 	os.Exit(0)
 }

@@ -1,0 +1,104 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// Limits of a logs read.
+const (
+	DefaultLogReadLines = 50
+	MaxLogReadLines     = 1000
+	DefaultLogMaxBytes  = spawner.DefaultLogReadBytes
+	MaxLogMaxBytes      = spawner.MaxLogReadBytes
+)
+
+// Logs reads a worker's log: its last lines, or what was written after an
+// offset a previous read returned, so that a caller can follow the log by
+// polling without the agent holding anything open.
+type Logs struct {
+	Envelope
+	WorkerID string `json:"worker_id"`
+	Lines    *int   `json:"lines"`
+	Offset   *int64 `json:"offset"`
+	MaxBytes *int64 `json:"max_bytes"`
+}
+
+// Kind is worker.logs.
+func (c *Logs) Kind() string        { return KindLogs }
+func (c *Logs) envelope() *Envelope { return &c.Envelope }
+
+func (c *Logs) validate() *Error {
+	if e := requireWorkerID(c.WorkerID); e != nil {
+		return e
+	}
+	switch {
+	case c.Lines != nil && c.Offset != nil:
+		return BadRequest("offset", "give lines (the last N lines) or offset (follow from there), not both")
+	case c.Lines != nil && (*c.Lines < 0 || *c.Lines > MaxLogReadLines):
+		return BadRequest("lines", "%d: want 0-%d", *c.Lines, MaxLogReadLines)
+	case c.Offset != nil && *c.Offset < 0:
+		return BadRequest("offset", "%d: want 0 or more, a value an earlier read returned", *c.Offset)
+	case c.MaxBytes != nil && c.Offset == nil:
+		return BadRequest("max_bytes", "only applies with offset; a lines read is bounded by lines")
+	case c.MaxBytes != nil && (*c.MaxBytes < 1 || *c.MaxBytes > MaxLogMaxBytes):
+		return BadRequest("max_bytes", "%d: want 1-%d", *c.MaxBytes, MaxLogMaxBytes)
+	}
+	if c.Offset == nil && c.Lines == nil {
+		n := DefaultLogReadLines
+		c.Lines = &n
+	}
+	if c.Offset != nil && c.MaxBytes == nil {
+		m := int64(DefaultLogMaxBytes)
+		c.MaxBytes = &m
+	}
+	return nil
+}
+
+// LogsResult is the result of a logs read.
+type LogsResult struct {
+	WorkerID string   `json:"worker_id"`
+	LogPath  string   `json:"log_path"`
+	Lines    []string `json:"lines"`
+	// Offset is where the next read starts: pass it back as offset.
+	Offset int64 `json:"offset"`
+	Size   int64 `json:"size"`
+	// Truncated is true when the log was shorter than the offset asked
+	// (rotated or truncated) and reading restarted at 0.
+	Truncated bool `json:"truncated"`
+}
+
+// Execute reads the log of the running worker, or, when none runs with
+// that id, the log a worker of that id left behind.
+func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
+	w, err := d.Spawner.Find(ctx, c.WorkerID)
+	running := err == nil
+	if errors.Is(err, spawner.ErrWorkerNotFound) {
+		w = spawner.Worker{WorkerID: c.WorkerID, LogPath: d.Spawner.LogPathOf(c.WorkerID)}
+	} else if err != nil {
+		return nil, err
+	}
+	q := spawner.LogQuery{From: c.Offset}
+	if c.Lines != nil {
+		q.Lines = *c.Lines
+	}
+	if c.MaxBytes != nil {
+		q.MaxBytes = *c.MaxBytes
+	}
+	r, err := d.Spawner.ReadLog(w, q)
+	if err != nil {
+		return nil, fmt.Errorf("read log of worker %s: %w", c.WorkerID, err)
+	}
+	if !running && r.Missing {
+		return nil, fmt.Errorf("%w: no worker %q runs on this hive and none left a log", spawner.ErrWorkerNotFound, c.WorkerID)
+	}
+	if r.Truncated {
+		d.Narrator.Narrate("worker_log_truncated", LevelWarn, fmt.Sprintf(
+			"The log of worker %s is %d bytes, shorter than offset %d (rotated or truncated); reading restarted at 0.",
+			c.WorkerID, r.Size, *c.Offset), Fields{WorkerID: w.WorkerID, PID: w.PID})
+	}
+	return LogsResult{WorkerID: c.WorkerID, LogPath: r.Path, Lines: r.Lines, Offset: r.Offset, Size: r.Size, Truncated: r.Truncated}, nil
+}

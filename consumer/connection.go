@@ -1,0 +1,81 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// Inventory reasons.
+const (
+	InventoryStart     = "start"
+	InventoryReconnect = "reconnect"
+)
+
+// InventoryEvent is published on hive.<hive_id>.events.inventory after
+// every connect and reconnect, so that a queen that was cut off from this
+// agent can reconcile what it believes runs here.
+type InventoryEvent struct {
+	HiveID string `json:"hive_id"`
+	// Reason is "start" or "reconnect".
+	Reason string `json:"reason"`
+	// Instance is the agent's micro service id.
+	Instance string `json:"instance"`
+	// Workers is what worker.list would answer.
+	Workers []commands.WorkerInfo `json:"workers"`
+}
+
+// inventoryTimeout bounds the process-table scan behind an inventory.
+const inventoryTimeout = 10 * time.Second
+
+// Disconnected records that the connection to NATS was found lost. Wire
+// it to nats.DisconnectErrHandler: results published in the window before
+// this moment are published again by Reconnected.
+func (c *Consumer) Disconnected(err error) {
+	c.out.disconnected(time.Now())
+}
+
+// Reconnected publishes again the results and replies that went out in the
+// RepublishWindow before the loss was noticed (unless known to be stored),
+// then the inventory with reason "reconnect". Wire it to
+// nats.ReconnectHandler; nats.go calls it after the subscriptions were
+// restored, from its callback goroutine.
+func (c *Consumer) Reconnected() {
+	if n := c.out.reconnected(time.Now()); n > 0 {
+		c.log.Info("published results again after the reconnect; consumers deduplicate by command_id", "count", n)
+	}
+	ctx, cancel := context.WithTimeout(c.runCtx, inventoryTimeout)
+	defer cancel()
+	c.publishInventory(ctx, InventoryReconnect)
+}
+
+// publishInventory publishes the workers running now. When the process
+// table cannot be read nothing is published: an empty list would tell the
+// queen that every worker is gone.
+func (c *Consumer) publishInventory(ctx context.Context, reason string) {
+	instance := c.instance.Load()
+	if instance == nil {
+		return // not started yet; Start publishes the first one
+	}
+	res, err := (&commands.List{}).Execute(ctx, commands.Deps{Spawner: c.cfg.Spawner})
+	if err != nil {
+		c.log.Error("list workers for the inventory; not publishing it", "reason", reason, "err", err)
+		return
+	}
+	subj, err := subjects.Inventory(c.cfg.HiveID)
+	if err != nil {
+		c.log.Error("inventory subject", "err", err)
+		return
+	}
+	body, err := json.Marshal(InventoryEvent{HiveID: c.cfg.HiveID, Reason: reason, Instance: *instance,
+		Workers: res.(commands.ListResult).Workers})
+	if err == nil {
+		err = c.nc.Publish(subj, body)
+	}
+	if err != nil {
+		c.log.Warn("publish inventory", "subject", subj, "err", err)
+	}
+}

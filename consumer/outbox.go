@@ -1,0 +1,156 @@
+package consumer
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// RepublishWindow is how far back before a lost connection was noticed
+// the results (and replies) are published again after the reconnect. It
+// matches the bound on noticing a server that stopped answering (ping
+// interval 5 s, 2 pings outstanding): whatever went out since the server's
+// last sign of life may have been lost with the connection.
+const RepublishWindow = 15 * time.Second
+
+// Bounds of the outbox, whatever the window: about 270 results a second
+// for 15 s, or 32 MiB of them.
+const (
+	outboxMaxEntries = 4096
+	outboxMaxBytes   = 32 << 20
+)
+
+// outbox publishes results and replies and keeps them for RepublishWindow,
+// so that those a dead connection swallowed are published again after the
+// reconnect. Publishing is at least once: a consumer may see a result
+// twice and deduplicates by command_id. Publishes made while disconnected
+// are not kept for that: nats.go buffers them and sends them on reconnect.
+type outbox struct {
+	nc     *nats.Conn
+	log    *slog.Logger
+	window time.Duration
+
+	mu      sync.Mutex
+	entries []*sent // in publish order
+	bytes   int
+	// lostAt is when the current disconnection was noticed; zero while connected.
+	lostAt      time.Time
+	republished uint64
+	dropped     bool // whether the bounds dropped a kept message since the last warning
+}
+
+// sent is one kept message.
+type sent struct {
+	msg *nats.Msg
+	at  time.Time
+	// failed: the publish returned an error, so the message never left.
+	failed bool
+	// stored: the message is known to be stored (acknowledged by a
+	// JetStream stream) and is never published again.
+	stored bool
+}
+
+func newOutbox(nc *nats.Conn, log *slog.Logger, window time.Duration) *outbox {
+	return &outbox{nc: nc, log: log, window: window}
+}
+
+// publish publishes msg and keeps it. The returned entry is the hook for a
+// publisher that learns the message was stored: it calls markStored.
+func (o *outbox) publish(msg *nats.Msg) (*sent, error) {
+	err := o.nc.PublishMsg(msg)
+	e := &sent{msg: msg, at: time.Now(), failed: err != nil}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.entries = append(o.entries, e)
+	o.bytes += size(msg)
+	o.prune(e.at)
+	return e, err
+}
+
+// markStored records that e's message is stored, so it is never published again.
+func (o *outbox) markStored(e *sent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e.stored = true
+}
+
+// disconnected records that the connection was found lost at now.
+func (o *outbox) disconnected(now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lostAt.IsZero() {
+		o.lostAt = now
+	}
+}
+
+// reconnected publishes again what went out in the window before the loss
+// was noticed, and what failed to go out at all, and returns how many.
+func (o *outbox) reconnected(now time.Time) int {
+	o.mu.Lock()
+	lost := o.lostAt
+	if lost.IsZero() {
+		lost = now // a reconnect nobody reported the loss of
+	}
+	o.lostAt = time.Time{}
+	var again []*sent
+	for _, e := range o.entries {
+		if !e.stored && (e.failed || !e.at.Before(lost.Add(-o.window)) && !e.at.After(lost)) {
+			again = append(again, e)
+		}
+	}
+	o.mu.Unlock()
+	for _, e := range again {
+		err := o.nc.PublishMsg(e.msg)
+		o.mu.Lock()
+		// Kept with a fresh time: this copy may be lost with the next connection too.
+		e.at, e.failed = time.Now(), err != nil
+		o.republished++
+		o.mu.Unlock()
+		if err != nil {
+			o.log.Warn("publish again after reconnect", "subject", e.msg.Subject, "err", err)
+		}
+	}
+	return len(again)
+}
+
+// count is how many messages were published again since the start.
+func (o *outbox) count() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.republished
+}
+
+// prune forgets what is older than the window (counted back from the
+// loss while disconnected), except what never left, then enforces the bounds.
+func (o *outbox) prune(now time.Time) {
+	ref := now
+	if !o.lostAt.IsZero() {
+		ref = o.lostAt
+	}
+	keep := o.entries[:0]
+	for _, e := range o.entries {
+		if e.failed || !e.at.Before(ref.Add(-o.window)) {
+			keep = append(keep, e)
+		} else {
+			o.bytes -= size(e.msg)
+		}
+	}
+	for i := len(keep); i < len(o.entries); i++ {
+		o.entries[i] = nil
+	}
+	o.entries = keep
+	for len(o.entries) > outboxMaxEntries || o.bytes > outboxMaxBytes && len(o.entries) > 1 {
+		o.bytes -= size(o.entries[0].msg)
+		o.entries[0] = nil
+		o.entries = o.entries[1:]
+		if !o.dropped {
+			o.dropped = true
+			o.log.Warn("more results in the republish window than the agent keeps; the oldest will not be published again after a reconnect",
+				"max_entries", outboxMaxEntries, "max_bytes", outboxMaxBytes)
+		}
+	}
+}
+
+func size(m *nats.Msg) int { return len(m.Subject) + len(m.Data) + 64 }
