@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/version"
+	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/subjects"
 )
 
@@ -55,7 +57,13 @@ type Config struct {
 	// results are published again after the reconnect; default
 	// RepublishWindow.
 	RepublishWindow time.Duration
-	Logger          *slog.Logger
+	// Metadata is added to the service's metadata (hive_id, version, host
+	// and pid are always there), e.g. the devices and worker types, which
+	// `hive-agent hives` shows.
+	Metadata map[string]string
+	// Metrics, when set, counts commands and worker exits for Prometheus.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -143,7 +151,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		Name:        ServiceName,
 		Version:     version.SemVer(c.cfg.Version), // micro accepts only strict SemVer
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
-		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version),
+		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version, c.cfg.Metadata),
 		StatsHandler: func(e *micro.Endpoint) any {
 			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
 		},
@@ -197,12 +205,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 
 // metadata is the service's micro metadata: FindPeers reads hive_id, and
 // host and pid name an agent that holds a hive id another wants.
-func metadata(hiveID, version string) map[string]string {
+func metadata(hiveID, version string, extra map[string]string) map[string]string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown"
 	}
-	return map[string]string{"hive_id": hiveID, "version": version, "host": host, "pid": strconv.Itoa(os.Getpid())}
+	m := maps.Clone(extra)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, map[string]string{"hive_id": hiveID, "version": version, "host": host, "pid": strconv.Itoa(os.Getpid())})
+	return m
 }
 
 // inbound is what a command needs of its request message. It is copied

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -125,6 +126,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	}
 	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)
+	c.cfg.Metrics.WorkerExited(exitCause(e))
 	if e.Adopted {
 		// Its job belongs to an earlier run of the agent, whose narration
 		// sequence is gone: numbering from 1 again would break the job's order.
@@ -160,4 +162,17 @@ func (c *Consumer) publishEvent(event string, v any) {
 	if err != nil {
 		c.log.Warn("publish event", "subject", subj, "err", err)
 	}
+}
+
+// exitCause is the cause label of hive_agent_worker_exits_total.
+func exitCause(e spawner.Exit) string {
+	switch {
+	case e.Signal != "":
+		return metrics.CauseSignaled
+	case e.Code < 0:
+		return metrics.CauseUnknown
+	case e.Code == 0:
+		return metrics.CauseExited
+	}
+	return metrics.CauseFailed
 }

@@ -93,6 +93,11 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 		}
 	}
 	c.stats.record(kind, reply.Error)
+	code := "ok"
+	if reply.Error != nil {
+		code = reply.Error.Code
+	}
+	c.cfg.Metrics.CommandDone(kind, code, time.Since(start))
 	attrs := []any{"kind", kind, "job_id", env.JobID, "command_id", env.CommandID, "ok", ok, "took", time.Since(start).Round(time.Microsecond)}
 	if reply.Error != nil {
 		attrs = append(attrs, "code", reply.Error.Code, "error", reply.Error.Message)

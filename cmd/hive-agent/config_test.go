@@ -69,7 +69,7 @@ func TestConfig_Defaults(t *testing.T) {
 	}
 	if c.NATS.URL != "" || c.NATSListen != "127.0.0.1:4222" || c.QueenURL != "http://localhost:7833" ||
 		c.PortMin != 9100 || c.PortMax != 9199 || c.SpawnWait != "alive" || c.AliveWindow != 300*time.Millisecond ||
-		c.MaxInFlight != 32 || c.HiveID == "" || c.NATS.PingInterval != 5*time.Second || c.NATS.MaxPingsOut != 2 {
+		c.MaxInFlight != 32 || c.HiveID == "" || c.NATS.PingInterval != 4*time.Second || c.NATS.MaxPingsOut != 2 {
 		t.Errorf("defaults: got %+v", c)
 	}
 }

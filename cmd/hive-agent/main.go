@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/version"
+	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/spawner"
 )
 
@@ -182,14 +185,53 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		nc.Close()
 		return err
 	}
+	var met *metrics.Metrics
+	if cfg.MetricsListen != "" {
+		met = metrics.New(metrics.Config{
+			Workers: func() int {
+				ws, _ := sp.List(context.Background())
+				return len(ws)
+			},
+			NATSConnected:  nc.IsConnected,
+			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
+			Logger:         log,
+		})
+	}
 	cons, err = consumer.New(nc, consumer.Config{
 		HiveID: cfg.HiveID, Version: agentVersion(), Spawner: sp, MaxInFlight: cfg.MaxInFlight, Logger: log,
 		Defaults: commands.Defaults{QueenURL: cfg.QueenURL, Wait: cfg.SpawnWait,
 			AliveWindow: cfg.AliveWindow, ReadyTimeout: cfg.ReadyTimeout},
+		// A result published while the connection was already dead, but
+		// before that was noticed, is published again after the reconnect.
+		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
+		Metadata:        map[string]string{"devices": strings.Join(devices(), ",")},
+		Metrics:         met,
 	})
 	if err != nil {
 		nc.Close()
 		return err
+	}
+	// Set only now: the consumer must exist before the first callback.
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err != nil { // nil: we closed it ourselves
+			log.Warn("disconnected from NATS; reconnecting", "err", err)
+			cons.Disconnected(err)
+		}
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl()))
+		cons.Reconnected()
+	})
+	// One agent per hive id: a second one would run some commands twice
+	// (each spawn goes to one of them, and neither sees the other's start).
+	peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
+	}
+	if len(peers) > 0 {
+		nc.Close()
+		return fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
 	}
 	if err := cons.Start(ctx); err != nil {
 		nc.Close()
@@ -197,6 +239,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if ws, err := sp.List(ctx); err == nil && len(ws) > 0 {
 		log.Info("found running workers of this hive from an earlier run", "count", len(ws))
+	}
+	if met != nil {
+		addr, err := met.Serve(ctx, cfg.MetricsListen)
+		if err != nil {
+			cons.Close(ctx)
+			nc.Close()
+			return err
+		}
+		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
 	}
 	if cfg.NATS.URL == "" {
 		log.Info("ready; try: nats req hive." + cfg.HiveID + ".worker.list ''")
@@ -269,12 +320,6 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 		// a partition only after up to 6 min.
 		nats.PingInterval(cfg.NATS.PingInterval),
 		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: we closed it ourselves
-				log.Warn("disconnected from NATS; reconnecting", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
@@ -315,4 +360,20 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 	}
 	log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
 	return nc, nil
+}
+
+// devices lists the devices a spawn may name here, for the service
+// metadata: cpu, one cuda:N per visible NVIDIA GPU, metal on macOS.
+func devices() []string {
+	out := []string{"cpu"}
+	probe := spawner.DeviceProbe{}
+	if runtime.GOOS == "darwin" {
+		return append(out, "metal")
+	}
+	if n, _, err := probe.CountGPUs(); err == nil {
+		for i := range n {
+			out = append(out, "cuda:"+strconv.Itoa(i))
+		}
+	}
+	return out
 }

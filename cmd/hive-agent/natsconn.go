@@ -28,7 +28,7 @@ type natsFlags struct {
 	CA           string `name:"nats-ca" env:"NATS_CA" help:"CA certificate (PEM) to verify the NATS server." type:"path"`
 	Cert         string `name:"nats-cert" env:"NATS_CERT" help:"Client certificate (PEM) for NATS TLS; goes with --nats-key." type:"path"`
 	Key          string `name:"nats-key" env:"NATS_KEY" help:"Client key (PEM) for NATS TLS; goes with --nats-cert." type:"path"`
-	PingInterval string `name:"nats-ping-interval" env:"HIVE_NATS_PING_INTERVAL" default:"5s" help:"How often the connection is checked; a server that misses --nats-max-pings-out pings in a row is dropped for the next one."`
+	PingInterval string `name:"nats-ping-interval" env:"HIVE_NATS_PING_INTERVAL" default:"4s" help:"How often the connection is checked; a server that misses --nats-max-pings-out pings in a row is dropped for the next one."`
 	MaxPingsOut  string `name:"nats-max-pings-out" env:"HIVE_NATS_MAX_PINGS_OUT" default:"2" help:"Unanswered pings after which the server counts as dead."`
 }
 

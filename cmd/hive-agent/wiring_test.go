@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/internal/testenv"
+)
+
+// A second agent for a hive id that a live agent already serves refuses to
+// start, naming the first; the first keeps serving.
+func TestAgent_SecondAgentOfAHiveExits1(t *testing.T) {
+	hive := newHive(t)
+	s := testenv.NATS(t)
+	nc := testenv.Connect(t, s)
+	first := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL())
+	first.waitLog(t, "serving worker commands")
+	second := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL())
+	if code := second.wait(t); code != 1 {
+		t.Fatalf("second agent: exit %d, want 1", code)
+	}
+	host, _ := os.Hostname()
+	want := "another agent already serves hive " + hive
+	if out := second.out.String(); !strings.Contains(out, want) || !strings.Contains(out, host) ||
+		!strings.Contains(out, "pid "+strconv.Itoa(first.cmd.Process.Pid)) {
+		t.Errorf("second agent's output does not name the first (host %s, pid %d):\n%s", host, first.cmd.Process.Pid, out)
+	}
+	if got := listPIDs(t, nc, hive); len(got) != 0 {
+		t.Errorf("first agent: list %v", got)
+	}
+	// Another hive id on the same system is fine.
+	other := startBinary(t, t.TempDir(), "--hive-id", newHive(t), "--nats-url", s.ClientURL())
+	other.waitLog(t, "serving worker commands")
+}
+
+// --metrics-listen serves Prometheus metrics whose counts follow the
+// commands answered and the workers running.
+func TestAgent_Metrics(t *testing.T) {
+	hive := newHive(t)
+	s := testenv.NATS(t)
+	nc := testenv.Connect(t, s)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	a := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL(), "--metrics-listen", addr)
+	a.waitLog(t, "serving Prometheus metrics")
+	var sp commands.SpawnResult
+	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w1","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
+	listPIDs(t, nc, hive)
+	msg, err := nc.Request("hive."+hive+".worker.delete", []byte(`{"worker_id":"nope"}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"not_found"`) {
+		t.Fatalf("delete of an unknown worker: %v %s", err, msg.Data)
+	}
+	body := scrape(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`hive_agent_commands_total{code="ok",kind="worker.spawn"} 1`,
+		`hive_agent_commands_total{code="ok",kind="worker.list"} 1`,
+		`hive_agent_commands_total{code="not_found",kind="worker.delete"} 1`,
+		`hive_agent_command_duration_seconds_count{kind="worker.spawn"} 1`,
+		"hive_agent_workers 1",
+		"hive_agent_nats_connected 1",
+		"hive_agent_nats_reconnects_total 0",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	request(t, nc, "hive."+hive+".worker.delete", `{"worker_id":"w1"}`, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(body, `hive_agent_worker_exits_total{cause="exited"} 1`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		body = scrape(t, "http://"+addr+"/metrics")
+	}
+	if !strings.Contains(body, `hive_agent_worker_exits_total{cause="exited"} 1`) || !strings.Contains(body, "hive_agent_workers 0") {
+		t.Errorf("after the delete: want one exit (the test worker exits 0 on SIGTERM) and no workers; got:\n%s", grepMetrics(body))
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepMetrics(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "hive_agent_") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
