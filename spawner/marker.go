@@ -40,12 +40,14 @@ func markerEnv(w Worker) []string {
 	}
 }
 
-// withoutMarker drops marker variables the agent itself may have inherited,
-// so a worker never carries two markers.
-func withoutMarker(env []string) []string {
+// workerEnv is the agent's environment without its configuration: no
+// NATS_* (a URL may carry a token, a path names credentials) and no HIVE_*
+// (the agent's settings, and marker variables it may have inherited, so a
+// worker never carries two markers). The marker is added after it.
+func workerEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, markerPrefix) {
+		if !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "HIVE_") {
 			out = append(out, kv)
 		}
 	}
