@@ -18,6 +18,8 @@ type members struct {
 	euid   int
 	cgroup string // "" in process-group mode
 	mount  string // the cgroup2 mount that cgroup is under
+	// known are the escapees found by the last search.
+	known []escapee
 }
 
 // escapee is a process carrying the worker's marker outside its group.
@@ -38,11 +40,13 @@ func (m *members) escapees() []escapee {
 		if pid == self || pid == m.w.PID {
 			continue
 		}
-		st, ok := readStat(pid)
-		if !ok || st.zombie || st.pgid == m.w.PID {
+		// The environment first: it rules out nearly every process with
+		// one read.
+		if !readMarker(pid).is(m.w.HiveID, m.w.WorkerID) {
 			continue
 		}
-		if readMarker(pid).is(m.w.HiveID, m.w.WorkerID) && sameUser(pid, m.euid) {
+		st, ok := readStat(pid)
+		if ok && !st.zombie && st.pgid != m.w.PID && sameUser(pid, m.euid) {
 			out = append(out, escapee{pid: pid, pgid: st.pgid})
 		}
 	}
@@ -51,49 +55,74 @@ func (m *members) escapees() []escapee {
 
 // live counts the live processes of the worker, at most limit (0: all).
 func (m *members) live(ctx context.Context, limit int) int {
+	m.known = m.escapees()
+	return m.count(limit)
+}
+
+// count is live without a new search for escapees: one pass over the
+// process table's stat files, none when every group is empty.
+func (m *members) count(limit int) int {
 	n := 0
 	seen := map[int]bool{}
-	count := func(pid int) bool {
-		if seen[pid] {
-			return false
+	add := func(pid int) bool {
+		if !seen[pid] {
+			seen[pid] = true
+			n++
 		}
-		seen[pid] = true
-		n++
 		return limit > 0 && n >= limit
 	}
 	if m.cgroup != "" {
 		for _, pid := range cgroupProcs(m.cgroup) {
-			if st, ok := readStat(pid); ok && !st.zombie && count(pid) {
+			if st, ok := readStat(pid); ok && !st.zombie && add(pid) {
 				return n
 			}
 		}
 	}
-	groups := map[int]bool{m.w.PID: true}
-	for _, e := range m.escapees() {
-		groups[e.pgid] = true
+	groups := map[int]bool{}
+	for _, g := range append([]int{m.w.PID}, m.escapeeGroups()...) {
+		if err := syscall.Kill(-g, 0); !errors.Is(err, syscall.ESRCH) {
+			groups[g] = true
+		}
+	}
+	for _, e := range m.known {
+		if st, ok := readStat(e.pid); ok && !st.zombie && add(e.pid) {
+			return n
+		}
+	}
+	if len(groups) == 0 {
+		return n
 	}
 	pids, err := allPids()
 	if err != nil {
 		return max(n, 1) // cannot tell: assume someone is left
 	}
 	for _, pid := range pids {
-		if st, ok := readStat(pid); ok && !st.zombie && groups[st.pgid] && count(pid) {
+		if g, err := syscall.Getpgid(pid); err != nil || !groups[g] {
+			continue
+		}
+		if st, ok := readStat(pid); ok && !st.zombie && groups[st.pgid] && add(pid) {
 			return n
 		}
 	}
 	return n
 }
 
-// gone reports whether nothing of the worker is left. The cheap checks
-// come first: while the worker's group has a member, no scan is needed.
+func (m *members) escapeeGroups() []int {
+	var gs []int
+	for _, e := range m.known {
+		gs = append(gs, e.pgid)
+	}
+	return gs
+}
+
+// gone reports whether nothing of the worker is left. While something
+// known is left, it costs no search for new escapees; once all seems
+// gone, one search makes sure no escapee started meanwhile.
 func (m *members) gone(ctx context.Context) bool {
 	if m.cgroup != "" && cgroupPopulated(m.cgroup) {
 		return false
 	}
-	if err := syscall.Kill(-m.w.PID, 0); err == nil && !groupGone(ctx, m.w.PID) {
-		return false
-	}
-	return m.live(ctx, 1) == 0
+	return m.count(1) == 0 && m.live(ctx, 1) == 0
 }
 
 // signal sends sig to every process of the worker: to its group (the
@@ -111,7 +140,8 @@ func (m *members) signal(sig syscall.Signal) error {
 	if err := syscall.Kill(-m.w.PID, 0); err == nil {
 		note(syscall.Kill(-m.w.PID, sig))
 	}
-	for _, e := range m.escapees() {
+	m.known = m.escapees()
+	for _, e := range m.known {
 		note(m.signalVerified(e.pid, sig, func() bool {
 			st, ok := readStat(e.pid)
 			return ok && !st.zombie && readMarker(e.pid).is(m.w.HiveID, m.w.WorkerID) && sameUser(e.pid, m.euid)

@@ -79,6 +79,10 @@ func (s *Spawner) scan(ctx context.Context, keep func(marker) bool) ([]Worker, e
 // inspect reads one process and returns it as a worker when it is one.
 // Any error (the process exited, belongs to someone else) means "not a worker".
 func (s *Spawner) inspect(ctx context.Context, pid int, keep func(marker) bool) (Worker, bool) {
+	// getpgid first: one system call rules out most processes.
+	if pgid, err := syscall.Getpgid(pid); err != nil || pgid != pid {
+		return Worker{}, false
+	}
 	st, ok := readStat(pid)
 	if !ok || st.pgid != pid || st.zombie {
 		return Worker{}, false
@@ -176,6 +180,9 @@ func liveInGroup(ctx context.Context, pgid, limit int) int {
 	}
 	n := 0
 	for _, pid := range pids {
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+			continue
+		}
 		if st, ok := readStat(pid); ok && st.pgid == pgid && !st.zombie {
 			n++
 			if n == limit {
