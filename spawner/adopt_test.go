@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func TestSpawner_AdoptSeesExitOfEarlierRunsWorker(t *testing.T) {
 	containments(t, func(t *testing.T, mode string) {
 		h := newHarnessWith(t, 9300, 9399, withContainment(mode))
 		h.cfg.LeftoverGrace = time.Second
-		helper, out := startHelper(t, h.hive, h.logDir, 9300, 9399, "m@fork,escape", []string{"old"})
+		helper, out := startHelper(t, h.hive, h.logDir, mode, 9300, 9399, "m@fork,escape", []string{"old"})
 		t.Cleanup(func() { testenv.Stop(h.hive) })
 		res := waitHelper(t, helper, out)
 		if len(res) != 1 || res[0].status != "ok" {
@@ -56,6 +57,16 @@ func TestSpawner_AdoptSeesExitOfEarlierRunsWorker(t *testing.T) {
 		for _, p := range marked {
 			if testenv.Alive(p) {
 				t.Errorf("pid %d of the adopted worker still running", p)
+			}
+		}
+		if mode == ContainmentCgroup {
+			dir := h.cg.dir(h.hive, "old")
+			deadline := time.Now().Add(readyTimeout)
+			for _, err := os.Stat(dir); err == nil; _, err = os.Stat(dir) {
+				if time.Now().After(deadline) {
+					t.Fatalf("cgroup %s of the adopted worker not removed", dir)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 		}
 	})

@@ -108,7 +108,13 @@ func (c cgroups) of(w Worker) string {
 // runs twice.
 func (c cgroups) prepare(hive, worker string) (string, int, error) {
 	dir := c.dir(hive, worker)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	var err error
+	for range 3 { // the hive's cgroup may be removed between the two mkdirs
+		if err = os.MkdirAll(dir, 0o755); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
 		return "", -1, fmt.Errorf("create cgroup: %w", err)
 	}
 	if cgroupPopulated(dir) {
@@ -172,11 +178,31 @@ func cgroupMemory(dir string) (uint64, bool) {
 	return v, err == nil
 }
 
-// removeCgroup removes an empty worker cgroup; a populated one stays
-// (rmdir refuses it). The hive's cgroup stays: a concurrent Start may be
-// creating a worker cgroup in it.
+// removeCgroup removes an empty worker cgroup, and its hive's when that is
+// empty too. The kernel refuses (EBUSY) while the last processes are not
+// yet reaped by their parent, so it retries in the background for a while;
+// a cgroup still populated then stays. A Start creating a worker cgroup in
+// the hive's meanwhile retries (see prepare).
 func removeCgroup(dir string) {
-	if dir != "" {
-		os.Remove(dir)
+	if dir == "" {
+		return
 	}
+	try := func() bool {
+		err := os.Remove(dir)
+		if err == nil {
+			os.Remove(filepath.Dir(dir))
+		}
+		return !errors.Is(err, syscall.EBUSY)
+	}
+	if try() {
+		return
+	}
+	go func() {
+		for wait := time.Millisecond; wait < 2*time.Second; wait *= 2 {
+			time.Sleep(wait)
+			if try() {
+				return
+			}
+		}
+	}()
 }

@@ -27,15 +27,15 @@ type helperResult struct {
 	pid, port  int
 }
 
-// startHelper starts the helper agent for hive with logDir, asking it to
-// start ids (concurrently) in the port range with model. The caller waits
-// with waitHelper.
-func startHelper(t *testing.T, hive, logDir string, portMin, portMax int, model string, ids []string) (*exec.Cmd, *bytes.Buffer) {
+// startHelper starts the helper agent for hive with logDir and containment
+// mode, asking it to start ids (concurrently) in the port range with
+// model. The caller waits with waitHelper.
+func startHelper(t *testing.T, hive, logDir, mode string, portMin, portMax int, model string, ids []string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=spawn", "HELPER_HIVE="+hive, "HELPER_LOG_DIR="+logDir,
 		"HELPER_WORKER_DIR="+workerDir, fmt.Sprintf("HELPER_PORTS=%d-%d", portMin, portMax),
-		"HELPER_MODEL="+model, "HELPER_IDS="+strings.Join(ids, ","))
+		"HELPER_MODEL="+model, "HELPER_CONTAINMENT="+mode, "HELPER_IDS="+strings.Join(ids, ","))
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -69,7 +69,8 @@ func waitHelper(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) []helperResult {
 func runHelper() int {
 	var lo, hi int
 	fmt.Sscanf(os.Getenv("HELPER_PORTS"), "%d-%d", &lo, &hi)
-	s, err := New(Config{HiveID: os.Getenv("HELPER_HIVE"), LogDir: os.Getenv("HELPER_LOG_DIR"), PortMin: lo, PortMax: hi})
+	s, err := New(Config{HiveID: os.Getenv("HELPER_HIVE"), LogDir: os.Getenv("HELPER_LOG_DIR"), PortMin: lo, PortMax: hi,
+		Containment: os.Getenv("HELPER_CONTAINMENT")})
 	if err != nil {
 		fmt.Println("error - new:", err)
 		return 1

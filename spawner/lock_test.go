@@ -20,7 +20,7 @@ func TestSpawner_TwoAgentsNeverShareAPort(t *testing.T) {
 	for i := range n {
 		ids = append(ids, fmt.Sprintf("p%02d", i))
 	}
-	helper, out := startHelper(t, b.hive, b.logDir, 9700, 9799, "m", ids)
+	helper, out := startHelper(t, b.hive, b.logDir, ContainmentAuto, 9700, 9799, "m", ids)
 	t.Cleanup(func() { testenv.Stop(b.hive) })
 	var (
 		mu    sync.Mutex
