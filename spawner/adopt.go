@@ -39,14 +39,15 @@ func (s *Spawner) Adopt(ctx context.Context) ([]Worker, error) {
 			h.Close()
 			continue
 		}
-		s.watched[w.PID] = watched{w: w}
+		done := make(chan struct{})
+		s.watched[w.PID] = watched{w: w, done: done}
 		s.mu.Unlock()
 		cgroup := s.cg.of(w)
 		processWatcher().add(&watch{
 			pid:  w.PID,
 			fd:   h.release(),
 			gone: func() bool { return s.verify(context.Background(), w) != nil },
-			fire: func() { s.adoptedExited(w, cgroup) },
+			fire: func() { s.adoptedExited(w, cgroup); close(done) },
 		})
 		adopted = append(adopted, w)
 	}
@@ -64,10 +65,7 @@ func (s *Spawner) isWatched(pid int) bool {
 // learns how a process ended, so the status is unknown.
 func (s *Spawner) adoptedExited(w Worker, cgroup string) {
 	e := Exit{Code: -1, Adopted: true, RanMS: max(0, time.Now().UnixMilli()-w.StartTime)}
-	s.mu.Lock()
-	delete(s.watched, w.PID)
-	s.mu.Unlock()
-	if _, stopping := s.stopping.Load(w.PID); !stopping {
+	if !s.exited(w.PID) {
 		e.Leftovers = s.stopLeftovers(w, cgroup)
 	} else {
 		removeCgroup(cgroup)

@@ -2,4 +2,8 @@
 
 package spawner
 
+import "syscall"
+
 func isCgroup2(string) bool { return false }
+
+func startInCgroup(*syscall.SysProcAttr, int) {}

@@ -191,3 +191,20 @@ func testLogHas(path, want string) bool {
 	b, _ := os.ReadFile(path)
 	return strings.Contains(string(b), want)
 }
+
+// A worker started again right after a delete is a new worker, never the
+// old one's leftover: the old one's exit handling must not stop it.
+func TestSpawner_RestartAfterStopSurvives(t *testing.T) {
+	h := newHarness(t, 9300, 9399)
+	for i := range 10 {
+		first := h.mustStart(t, h.spec(t, "again", "m@escape"))
+		h.mustStop(t, "again", stopGrace)
+		second := h.mustStart(t, h.spec(t, "again", "m"))
+		if err := second.WaitAlive(t.Context(), 300*time.Millisecond); err != nil {
+			t.Fatalf("round %d: the new worker died: %v", i, err)
+		}
+		<-first.Done()
+		h.mustStop(t, "again", stopGrace)
+		<-second.Done()
+	}
+}

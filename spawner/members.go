@@ -20,6 +20,9 @@ type members struct {
 	mount  string // the cgroup2 mount that cgroup is under
 	// known are the escapees found by the last search.
 	known []escapee
+	// other, when set, reports processes that carry the marker but belong
+	// to another (newer) worker of the same id.
+	other func(pid int, st procStat) bool
 }
 
 // escapee is a process carrying the worker's marker outside its group.
@@ -46,7 +49,7 @@ func (m *members) escapees() []escapee {
 			continue
 		}
 		st, ok := readStat(pid)
-		if ok && !st.zombie && st.pgid != m.w.PID && sameUser(pid, m.euid) {
+		if ok && !st.zombie && st.pgid != m.w.PID && sameUser(pid, m.euid) && (m.other == nil || !m.other(pid, st)) {
 			out = append(out, escapee{pid: pid, pgid: st.pgid})
 		}
 	}
@@ -151,8 +154,9 @@ func (m *members) signal(sig syscall.Signal) error {
 		return first
 	}
 	if sig == syscall.SIGKILL {
-		// The cgroup is removed once empty: nothing left to kill then.
-		if err := cgroupKill(m.cgroup); !errors.Is(err, os.ErrNotExist) {
+		// The cgroup is removed once empty (ENODEV when that happens
+		// between open and write): nothing left to kill then.
+		if err := cgroupKill(m.cgroup); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
 			note(err)
 		}
 		return first

@@ -28,8 +28,9 @@ type StopResult struct {
 // a handle that pins the process, right before the first signal; a pid
 // alone is never signalled. onSignal, when set, is called right before
 // each signal is sent, so a caller can announce the stop first. Once Stop
-// returned nil, no process carrying the worker's marker is left and its
-// id is free.
+// returned nil, no process carrying the worker's marker is left, its id is
+// free, and for a worker this Spawner watches (started or adopted) OnExit
+// has returned.
 func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w Worker)) (StopResult, error) {
 	w, err := s.Find(ctx, workerID)
 	if err != nil {
@@ -46,8 +47,20 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 		return StopResult{}, err
 	}
 	m := s.membersOf(w, s.cg.of(w))
+	s.mu.Lock()
+	exitHandled := s.watched[w.PID].done // nil when not watched
+	s.mu.Unlock()
 	s.stopping.Store(w.PID, struct{}{})
-	defer s.stopping.Delete(w.PID)
+	defer func() {
+		// A watched worker's exit may be handled after Stop returned: it
+		// then finds the entry and leaves alone what it would otherwise
+		// take for leftovers (by then perhaps a new worker of this id).
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, watched := s.watched[w.PID]; !watched {
+			s.stopping.Delete(w.PID)
+		}
+	}()
 	res := StopResult{Worker: w}
 	start := time.Now()
 	// A pgid is pinned while its leader lives or any member is left; once
@@ -70,11 +83,36 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 	}
 	removeCgroup(m.cgroup)
 	res.StoppedMS = time.Since(start).Milliseconds()
+	// A worker this Spawner watches has its exit reported before the stop
+	// answers, so a caller's exited event comes before its delete reply.
+	if exitHandled != nil {
+		select {
+		case <-exitHandled:
+		case <-time.After(KillWait):
+		}
+	}
 	return res, nil
 }
 
 func (s *Spawner) membersOf(w Worker, cgroup string) *members {
-	return &members{w: w, euid: s.euid, cgroup: cgroup, mount: s.cg.mount}
+	return &members{w: w, euid: s.euid, cgroup: cgroup, mount: s.cg.mount, other: s.otherWorker(w.PID)}
+}
+
+// otherWorker returns a check whether a process carrying w's marker belongs
+// to another worker of the same id that this Spawner watches (a new one,
+// started after w exited): the worker itself, its group, or its direct
+// children. Those are never w's leftovers.
+func (s *Spawner) otherWorker(wpid int) func(pid int, st procStat) bool {
+	return func(pid int, st procStat) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, id := range []int{pid, st.pgid, st.ppid} {
+			if _, ok := s.watched[id]; ok && id != wpid {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // stopLeftovers stops what a worker whose main process exited by itself
