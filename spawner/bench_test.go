@@ -18,7 +18,18 @@ import (
 // BenchmarkBareForkExec: the difference is the spawner's own work (process
 // table scans, marker, log file, identity checks, group wait).
 func BenchmarkStartStop(b *testing.B) {
-	h := newHarness(b, 9700, 9799)
+	for _, mode := range []string{ContainmentProcessGroup, ContainmentCgroup} {
+		b.Run(mode, func(b *testing.B) {
+			if _, err := probeCgroups(); err != nil && mode == ContainmentCgroup {
+				b.Skipf("cgroups unusable here: %v", err)
+			}
+			benchStartStop(b, mode)
+		})
+	}
+}
+
+func benchStartStop(b *testing.B, mode string) {
+	h := newHarnessWith(b, 9700, 9799, withContainment(mode))
 	spec := h.spec(b, "bench", "m")
 	var startD, stopD time.Duration
 	n := 0

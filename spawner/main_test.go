@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"os"
 	"testing"
 
 	"github.com/rbee/hive-agent/internal/testenv"
@@ -10,5 +11,8 @@ import (
 var workerDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(runHelper())
+	}
 	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
 }

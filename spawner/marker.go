@@ -40,10 +40,10 @@ func markerEnv(w Worker) []string {
 	}
 }
 
-// workerEnv is the agent's environment as a worker inherits it: without
-// the agent's own configuration (NATS_* and HIVE_* settings, which carry
-// credentials and mean nothing to a worker) and without marker variables
-// the agent itself may have inherited, so a worker never carries two markers.
+// workerEnv is the agent's environment without its configuration: no
+// NATS_* (a URL may carry a token, a path names credentials) and no HIVE_*
+// (the agent's settings, and marker variables it may have inherited, so a
+// worker never carries two markers). The marker is added after it.
 func workerEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {

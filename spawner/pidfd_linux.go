@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"errors"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,4 +20,10 @@ func pidfdExited(fd int, d time.Duration) bool {
 		}
 		return err == nil && n > 0
 	}
+}
+
+// pidfdSignal sends sig to the process the pidfd refers to, never to a
+// later process that reused its number.
+func pidfdSignal(fd int, sig syscall.Signal) error {
+	return unix.PidfdSendSignal(fd, unix.Signal(sig), nil, 0)
 }

@@ -61,3 +61,20 @@ func (h *procHandle) Close() error {
 	}
 	return syscall.Close(h.fd)
 }
+
+// Signal sends sig to the pinned process. Without a pidfd it falls back to
+// the pid, which the caller has verified right before.
+func (h *procHandle) Signal(sig syscall.Signal) error {
+	if h.fd >= 0 {
+		return pidfdSignal(h.fd, sig)
+	}
+	return syscall.Kill(h.pid, sig)
+}
+
+// release hands the pidfd over to someone else (the watcher), so Close
+// leaves it open.
+func (h *procHandle) release() int {
+	fd := h.fd
+	h.fd = -1
+	return fd
+}

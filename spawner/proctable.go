@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -36,22 +36,24 @@ func (s *Spawner) Find(ctx context.Context, workerID string) (Worker, error) {
 }
 
 // scan walks the process table and returns the workers whose marker passes
-// keep. A worker is a process that carries a marker, leads its own process
-// group (its children inherit the marker but not the leadership), and runs
-// as the agent's user. When several processes claim one worker id (a child
-// that called setsid itself) the oldest is the worker.
+// keep. A worker is a process that carries a marker, runs as the agent's
+// user, leads its own process group (its children inherit the marker but
+// not the leadership), and whose parent does not carry the same worker's
+// marker (a child that called setsid leads a group too, but its parent is
+// the worker). When several processes still claim one worker id (a
+// setsid grandchild whose parent exited) the oldest is the worker.
 func (s *Spawner) scan(ctx context.Context, keep func(marker) bool) ([]Worker, error) {
-	pids, err := process.PidsWithContext(ctx)
+	pids, err := allPids()
 	if err != nil {
 		return nil, fmt.Errorf("read process table: %w", err)
 	}
 	self := os.Getpid()
 	byID := map[[2]string]Worker{}
 	for _, pid := range pids {
-		if int(pid) == self {
+		if pid == self {
 			continue
 		}
-		w, ok := s.inspect(ctx, int(pid), keep)
+		w, ok := s.inspect(ctx, pid, keep)
 		if !ok {
 			continue
 		}
@@ -77,32 +79,66 @@ func (s *Spawner) scan(ctx context.Context, keep func(marker) bool) ([]Worker, e
 // inspect reads one process and returns it as a worker when it is one.
 // Any error (the process exited, belongs to someone else) means "not a worker".
 func (s *Spawner) inspect(ctx context.Context, pid int, keep func(marker) bool) (Worker, bool) {
+	// getpgid first: one system call rules out most processes.
 	if pgid, err := syscall.Getpgid(pid); err != nil || pgid != pid {
 		return Worker{}, false
 	}
-	p := &process.Process{Pid: int32(pid)}
-	env, err := p.EnvironWithContext(ctx)
+	st, ok := readStat(pid)
+	if !ok || st.pgid != pid || st.zombie {
+		return Worker{}, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
 		return Worker{}, false
 	}
-	m := parseMarker(env)
-	if m == nil || !keep(m) {
+	if len(b) == 0 {
+		// Right after the exec the kernel may not show the environment
+		// yet; a child of this Spawner is known without it.
+		return s.ownChild(ctx, pid, keep)
+	}
+	m := parseMarker(splitEnv(b))
+	if m == nil || !keep(m) || !sameUser(pid, s.euid) {
 		return Worker{}, false
 	}
-	uids, err := p.UidsWithContext(ctx)
-	if err != nil || len(uids) < 2 || int(uids[1]) != s.euid {
-		return Worker{}, false
+	if st.ppid > 1 && readMarker(st.ppid).is(m.hive(), m.worker()) {
+		return Worker{}, false // a child of the worker that called setsid
 	}
-	st, err := processStartTime(ctx, pid)
+	start, err := processStartTime(ctx, pid)
 	if err != nil {
 		return Worker{}, false
 	}
-	w := Worker{PID: pid, StartTime: st}
+	w := Worker{PID: pid, StartTime: start}
 	m.apply(&w)
-	if mem, err := p.MemoryInfoWithContext(ctx); err == nil {
-		w.RSSBytes = mem.RSS
-	}
+	w.RSSBytes = s.memory(ctx, w)
 	return w, true
+}
+
+// ownChild returns pid when it is a live worker this Spawner started.
+func (s *Spawner) ownChild(ctx context.Context, pid int, keep func(marker) bool) (Worker, bool) {
+	s.mu.Lock()
+	x, ok := s.watched[pid]
+	s.mu.Unlock()
+	if !ok || !x.own || !keep(parseMarker(markerEnv(x.w))) {
+		return Worker{}, false
+	}
+	if start, err := processStartTime(ctx, pid); err != nil || start != x.w.StartTime {
+		return Worker{}, false
+	}
+	return x.w, true
+}
+
+// memory is the worker's resident memory: its cgroup's total where the
+// memory controller is on, else its main process's RSS.
+func (s *Spawner) memory(ctx context.Context, w Worker) uint64 {
+	if dir := s.cg.of(w); dir != "" {
+		if n, ok := cgroupMemory(dir); ok {
+			return n
+		}
+	}
+	if mem, err := (&process.Process{Pid: int32(w.PID)}).MemoryInfoWithContext(ctx); err == nil {
+		return mem.RSS
+	}
+	return 0
 }
 
 // verify re-reads w's process right before the agent acts on it and
@@ -138,16 +174,16 @@ func liveInGroup(ctx context.Context, pgid, limit int) int {
 	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
 		return 0
 	}
-	pids, err := process.PidsWithContext(ctx)
+	pids, err := allPids()
 	if err != nil {
 		return 1 // cannot tell: assume someone is left
 	}
 	n := 0
 	for _, pid := range pids {
-		if g, err := syscall.Getpgid(int(pid)); err != nil || g != pgid {
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
 			continue
 		}
-		if !isZombie(ctx, int(pid)) {
+		if st, ok := readStat(pid); ok && st.pgid == pgid && !st.zombie {
 			n++
 			if n == limit {
 				break
@@ -155,40 +191,4 @@ func liveInGroup(ctx context.Context, pgid, limit int) int {
 		}
 	}
 	return n
-}
-
-func isZombie(ctx context.Context, pid int) bool {
-	st, err := (&process.Process{Pid: int32(pid)}).StatusWithContext(ctx)
-	if err != nil {
-		return true // gone while we looked
-	}
-	return len(st) > 0 && st[0] == process.Zombie
-}
-
-// waitGroupGone waits until the group is gone or the timeout passes. It
-// polls with a growing interval, starting at 1 ms, so a prompt exit is seen
-// promptly; leaderExited, when not nil, wakes it as soon as the leader exits.
-func waitGroupGone(ctx context.Context, pgid int, timeout time.Duration, leaderExited func(time.Duration) bool) bool {
-	deadline := time.Now().Add(timeout)
-	interval := time.Millisecond
-	for {
-		if groupGone(ctx, pgid) {
-			return true
-		}
-		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
-			return false
-		}
-		wait := min(interval, left)
-		if leaderExited == nil || leaderExited(0) {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return false
-			}
-		} else {
-			leaderExited(min(left, 250*time.Millisecond)) // wakes the moment the leader exits
-		}
-		interval = min(interval*2, 50*time.Millisecond)
-	}
 }

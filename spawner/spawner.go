@@ -1,20 +1,18 @@
 // Package spawner is hive-agent's operating-system side: it resolves worker
 // binaries, checks devices, starts workers detached with a marker in their
-// environment, finds them again in the process table, and stops them by
-// process group. It keeps no registry: the process table is the truth, so
-// every method works the same for workers started by an earlier run.
+// environment (in a cgroup of their own where it can), finds them again in
+// the process table, watches their exits with one epoll set of pidfds, and
+// stops them with everything they started. It keeps no registry: the
+// process table is the truth, so every method works the same for workers
+// started by an earlier run. docs/workers.md describes the model.
 package spawner
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,14 +33,26 @@ type Config struct {
 	// Devices answers whether a device exists here; the zero value probes this machine.
 	Devices DeviceProbe
 	// OnStart, when set, is called for every worker this Spawner started,
-	// right after the process started and before OnExit can be called for it.
+	// right after the process started (its marker is readable by then) and
+	// before OnExit can be called for it.
 	OnStart func(Worker)
 	// LeftoverGrace is how long the children a worker leaves behind when it
 	// exits by itself get between SIGTERM and SIGKILL; default 5 s.
 	LeftoverGrace time.Duration
 	// OnExit, when set, is called once from its own goroutine for every worker
-	// this Spawner started, after the worker exited and was reaped.
+	// this Spawner started, after the worker exited, was reaped and what it
+	// left behind was stopped; and likewise for every worker Adopt took on
+	// (with Exit.Adopted set).
 	OnExit func(Worker, Exit)
+	// Containment is how a worker's processes are held together: "auto"
+	// (the default: a cgroup v2 group per worker where the agent may create
+	// them, else its process group), "cgroup" (New fails when cgroups
+	// cannot be used) or "process-group".
+	Containment string
+	// LockPath is the start lock shared by every agent of this user;
+	// default DefaultLockPath(). Agents that name different paths may hand
+	// out one port twice.
+	LockPath string
 	// Logger receives the spawner's own diagnostics.
 	Logger *slog.Logger
 }
@@ -56,6 +66,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.LeftoverGrace == 0 {
 		c.LeftoverGrace = 5 * time.Second
+	}
+	if c.Containment == "" {
+		c.Containment = ContainmentAuto
+	}
+	if c.LockPath == "" {
+		c.LockPath = DefaultLockPath()
 	}
 }
 
@@ -71,6 +87,11 @@ func (c *Config) Validate() error {
 	if c.PortMin < 1024 || c.PortMax > 65535 || c.PortMin > c.PortMax {
 		errs = append(errs, fmt.Errorf("port range %d-%d: want 1024 <= min <= max <= 65535", c.PortMin, c.PortMax))
 	}
+	switch c.Containment {
+	case ContainmentAuto, ContainmentCgroup, ContainmentProcessGroup:
+	default:
+		errs = append(errs, fmt.Errorf("containment %q: want auto, cgroup or process-group", c.Containment))
+	}
 	return errors.Join(errs...)
 }
 
@@ -78,23 +99,75 @@ func (c *Config) Validate() error {
 // concurrent use.
 type Spawner struct {
 	cfg Config
-	// startMu serialises the check-then-start section of Start, so two
+	// startMu serialises the check-then-start section of Start within this
+	// Spawner (the start lock file does so between agents), so two
 	// concurrent spawns can neither both take one worker id nor one port.
 	startMu  sync.Mutex
 	nextPort int
 	euid     int
-	// stopping holds the pgids Stop is working on, so that reap leaves
-	// their leftovers to it.
+	cg       cgroups
+	// stopping holds the pids Stop is working on, so that the exit
+	// handling leaves their leftovers to it. For a watched worker the exit
+	// handling removes the entry (see exited), so that a stop that
+	// returned before the exit was handled still counts.
 	stopping sync.Map
+
+	mu sync.Mutex
+	// watched holds the workers whose exit this Spawner waits for, its own
+	// children and adopted ones, by pid.
+	watched map[int]watched
 }
 
-// New checks cfg and returns a Spawner.
+// exited forgets a watched worker and reports whether a Stop owns its end.
+// One lock orders it against Stop's cleanup (see Stop).
+func (s *Spawner) exited(pid int) (stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.watched, pid)
+	_, stopped = s.stopping.LoadAndDelete(pid)
+	return stopped
+}
+
+// watched is one worker this Spawner waits for.
+type watched struct {
+	w   Worker
+	own bool
+	// done is closed once the exit was handled and OnExit returned.
+	done chan struct{}
+}
+
+// New checks cfg, prepares the start lock's directory, probes cgroups, and
+// returns a Spawner.
 func New(cfg Config) (*Spawner, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid()}, nil
+	if err := prepareLockDir(cfg.LockPath); err != nil {
+		return nil, err
+	}
+	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}}
+	if cfg.Containment != ContainmentProcessGroup {
+		cg, err := probeCgroups()
+		switch {
+		case err == nil:
+			s.cg = cg
+		case cfg.Containment == ContainmentCgroup:
+			return nil, fmt.Errorf("containment cgroup: %w", err)
+		default:
+			cfg.Logger.Debug("cgroups unusable; containing workers by process group", "reason", err)
+		}
+	}
+	return s, nil
+}
+
+// Containment is how this Spawner holds a worker's processes together:
+// "cgroup" or "process-group".
+func (s *Spawner) Containment() string {
+	if s.cg.enabled() {
+		return ContainmentCgroup
+	}
+	return ContainmentProcessGroup
 }
 
 // HiveID is the hive this Spawner manages.
@@ -143,16 +216,20 @@ type Exit struct {
 	Signal string
 	// RanMS is how long it ran.
 	RanMS int64
-	// Leftovers counts the processes of its group (children it forked) that
-	// were still running when it exited by itself, and that the spawner then
-	// stopped.
+	// Leftovers counts the processes it left (children in its group, in
+	// its cgroup, or carrying its marker) that were still running when it
+	// exited by itself, and that the spawner then stopped.
 	Leftovers int
-	// Adopted is true for a worker started by an earlier run of the agent:
-	// its exit status is then unknown (Code -1, Signal "") unless reported.
+	// Adopted is true for a worker started by an earlier run of the agent
+	// and taken on by Adopt: the operating system tells only a process's
+	// parent how it ended, so Code is -1 and Signal empty.
 	Adopted bool
 }
 
 func (e Exit) String() string {
+	if e.Adopted && e.Signal == "" && e.Code == -1 {
+		return "exited (status unknown: started by an earlier run of the agent)"
+	}
 	if e.Signal != "" {
 		return "was killed by " + e.Signal
 	}
@@ -171,100 +248,6 @@ func (h *Handle) Done() <-chan struct{} { return h.done }
 
 // Exit is how the worker ended; valid once Done is closed.
 func (h *Handle) Exit() Exit { <-h.done; return h.exit }
-
-// Start starts a worker detached from the agent: its own session and process
-// group, stdin from /dev/null, stdout and stderr appended to its log file,
-// and the marker in its environment. It fails with a *RunningError when the
-// worker id is running, ErrPortTaken or ErrNoFreePort for ports, and
-// ErrSpawn when the operating system refuses to start the binary.
-func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
-	if err := subjects.ValidToken(spec.WorkerID); err != nil {
-		return nil, fmt.Errorf("worker id %q: %w", spec.WorkerID, err)
-	}
-	s.startMu.Lock()
-	defer s.startMu.Unlock()
-
-	all, err := s.scan(ctx, func(m marker) bool { return true })
-	if err != nil {
-		return nil, err
-	}
-	used := map[int]bool{}
-	for _, w := range all {
-		if w.HiveID == s.cfg.HiveID && w.WorkerID == spec.WorkerID {
-			return nil, &RunningError{Worker: w}
-		}
-		used[w.Port] = true
-	}
-	port := spec.Port
-	if port == 0 {
-		if port, err = s.pickPort(used); err != nil {
-			return nil, err
-		}
-	} else if used[port] {
-		return nil, fmt.Errorf("%w: port %d belongs to another worker", ErrPortTaken, port)
-	} else if err := portFree(port); err != nil {
-		return nil, fmt.Errorf("%w: port %d: %v", ErrPortTaken, port, err)
-	}
-
-	logPath, logFile, err := s.openLog(spec.WorkerID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
-	}
-	defer logFile.Close() // the worker holds its own descriptor
-
-	w := Worker{
-		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
-		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.Device.Type, Port: port,
-		BinaryPath: spec.BinaryPath, LogPath: logPath,
-	}
-	args := []string{
-		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
-		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
-	}
-	cmd := exec.Command(spec.BinaryPath, args...)
-	cmd.Env = append(workerEnv(os.Environ()), markerEnv(w)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",
-		time.Now().UTC().Format(time.RFC3339Nano), w.WorkerID, w.HiveID, w.JobID, w.CommandID,
-		spec.BinaryPath, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(logFile, "--- hive-agent: start failed: %v\n", err)
-		return nil, fmt.Errorf("%w: start %s: %v", ErrSpawn, spec.BinaryPath, err)
-	}
-	w.PID = cmd.Process.Pid
-	// The child is not reaped before cmd.Wait, so its /proc entry is there.
-	if st, err := processStartTime(ctx, w.PID); err == nil {
-		w.StartTime = st
-	} else {
-		w.StartTime = time.Now().UnixMilli()
-	}
-	h := &Handle{Worker: w, done: make(chan struct{})}
-	if s.cfg.OnStart != nil {
-		s.cfg.OnStart(w)
-	}
-	go s.reap(cmd, h)
-	return h, nil
-}
-
-// reap waits for a started worker so it never lingers as a zombie, then
-// reports its end.
-func (s *Spawner) reap(cmd *exec.Cmd, h *Handle) {
-	err := cmd.Wait()
-	h.exit = exitOf(cmd.ProcessState, h.StartTime)
-	if err != nil && cmd.ProcessState == nil {
-		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
-	}
-	if _, stopping := s.stopping.Load(h.PID); !stopping {
-		h.exit.Leftovers = s.stopLeftovers(h.Worker)
-	}
-	// OnExit first: a spawn still waiting on this worker then narrates its
-	// end only after worker_exited was published.
-	if s.cfg.OnExit != nil {
-		s.cfg.OnExit(h.Worker, h.exit)
-	}
-	close(h.done)
-}
 
 func exitOf(ps *os.ProcessState, startMS int64) Exit {
 	e := Exit{Code: -1, RanMS: time.Now().UnixMilli() - startMS}
@@ -323,27 +306,3 @@ func (s *Spawner) Resolve(t WorkerType) (string, error) { return Resolve(t, s.cf
 
 // LogTail returns the last n lines of the log at path.
 func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }
-
-// stopLeftovers stops what is left of the process group of a worker whose
-// main process exited by itself (it crashed, or was killed from outside):
-// children it forked would otherwise run on unseen, holding memory, GPUs and
-// ports, since only a group leader is ever listed. The group's members pin
-// its id, so the signal cannot reach another group. It returns how many
-// processes were left.
-func (s *Spawner) stopLeftovers(w Worker) int {
-	ctx := context.Background()
-	n := liveInGroup(ctx, w.PID, 0)
-	if n == 0 {
-		return 0
-	}
-	s.cfg.Logger.Warn("worker exited and left processes in its group; stopping them",
-		"worker_id", w.WorkerID, "pgid", w.PID, "processes", n)
-	syscall.Kill(-w.PID, syscall.SIGTERM)
-	if !waitGroupGone(ctx, w.PID, s.cfg.LeftoverGrace, nil) {
-		syscall.Kill(-w.PID, syscall.SIGKILL)
-		if !waitGroupGone(ctx, w.PID, KillWait, nil) {
-			s.cfg.Logger.Error("processes of an exited worker survive SIGKILL", "worker_id", w.WorkerID, "pgid", w.PID)
-		}
-	}
-	return n
-}

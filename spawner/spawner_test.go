@@ -53,6 +53,12 @@ type harness struct {
 // failed anyway, its workers are killed first so the next tests start clean.
 func newHarness(t testing.TB, portMin, portMax int) *harness {
 	t.Helper()
+	return newHarnessWith(t, portMin, portMax, nil)
+}
+
+// newHarnessWith is newHarness with the configuration changed by tweak.
+func newHarnessWith(t testing.TB, portMin, portMax int, tweak func(*Config)) *harness {
+	t.Helper()
 	hive := testenv.HiveID(t)
 	testenv.NoLeftovers(t, hive) // registered first, so it checks last
 	h := &harness{hive: hive, logDir: t.TempDir()}
@@ -61,7 +67,7 @@ func newHarness(t testing.TB, portMin, portMax int) *harness {
 			testenv.Stop(hive)
 		}
 	})
-	s, err := New(Config{
+	cfg := Config{
 		HiveID:     hive,
 		WorkerDirs: []string{workerDir},
 		LogDir:     h.logDir,
@@ -77,7 +83,11 @@ func newHarness(t testing.TB, portMin, portMax int) *harness {
 			defer h.mu.Unlock()
 			h.events = append(h.events, event{kind: "exit", w: w, exit: e})
 		},
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -2,13 +2,11 @@ package spawner
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"syscall"
 	"time"
 )
 
-// KillWait bounds the wait for a process group to go after SIGKILL.
+// KillWait bounds the wait for a worker's processes to go after SIGKILL.
 const KillWait = 10 * time.Second
 
 // StopResult says how a worker was stopped.
@@ -21,12 +19,18 @@ type StopResult struct {
 	StoppedMS int64
 }
 
-// Stop stops the worker of this hive named workerID: SIGTERM to its process
-// group, then SIGKILL to the group when it has not gone after grace. The
-// worker is looked up by its marker and re-verified (pid, start time,
-// marker, user) through a handle that pins the process, right before the
-// first signal; a pid alone is never signalled. onSignal, when set, is told
-// each signal as it is sent.
+// Stop stops the worker of this hive named workerID and everything it
+// started: SIGTERM to its process group, to every process elsewhere that
+// carries its marker (children that called setsid) and, in cgroup mode, to
+// every process of its cgroup; then SIGKILL to all of them (cgroup.kill in
+// cgroup mode) when they have not gone after grace. The worker is looked
+// up by its marker and re-verified (pid, start time, marker, user) through
+// a handle that pins the process, right before the first signal; a pid
+// alone is never signalled. onSignal, when set, is called right before
+// each signal is sent, so a caller can announce the stop first. Once Stop
+// returned nil, no process carrying the worker's marker is left, its id is
+// free, and for a worker this Spawner watches (started or adopted) OnExit
+// has returned.
 func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w Worker)) (StopResult, error) {
 	w, err := s.Find(ctx, workerID)
 	if err != nil {
@@ -42,38 +46,91 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 	if err := s.verify(ctx, w); err != nil {
 		return StopResult{}, err
 	}
+	m := s.membersOf(w, s.cg.of(w))
+	s.mu.Lock()
+	exitHandled := s.watched[w.PID].done // nil when not watched
+	s.mu.Unlock()
 	s.stopping.Store(w.PID, struct{}{})
-	defer s.stopping.Delete(w.PID)
+	defer func() {
+		// A watched worker's exit may be handled after Stop returned: it
+		// then finds the entry and leaves alone what it would otherwise
+		// take for leftovers (by then perhaps a new worker of this id).
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, watched := s.watched[w.PID]; !watched {
+			s.stopping.Delete(w.PID)
+		}
+	}()
 	res := StopResult{Worker: w}
 	start := time.Now()
 	// A pgid is pinned while its leader lives or any member is left; once
-	// the group is empty the number may be reused, so nothing is sent then
+	// everything is gone the number may be reused, so nothing is sent then
 	// (and Signal stays empty: the worker ended before it was signalled).
-	if !h.Exited(0) || !groupGone(ctx, w.PID) {
-		if err := syscall.Kill(-w.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return res, fmt.Errorf("signal worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
-		}
-		res.Signal = "SIGTERM"
-		if onSignal != nil {
-			onSignal("SIGTERM", w)
-		}
+	if h.Exited(0) && m.gone(ctx) {
+		return res, nil
 	}
-	// When ctx ends during the grace (the agent is stopping), the stop is
-	// finished with SIGKILL at once rather than left half done.
-	if !waitGroupGone(ctx, w.PID, grace, h.Exited) {
-		ctx = context.WithoutCancel(ctx)
-		// The group still has members, so its id cannot have been reused.
-		res.Signal = "SIGKILL"
-		if err := syscall.Kill(-w.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return res, fmt.Errorf("kill worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
-		}
-		if onSignal != nil {
-			onSignal("SIGKILL", w)
-		}
-		if !waitGroupGone(ctx, w.PID, KillWait, h.Exited) {
-			return res, fmt.Errorf("worker %s (pgid %d) still has processes %s after SIGKILL", w.WorkerID, w.PID, KillWait)
-		}
+	var sig func(string)
+	if onSignal != nil {
+		sig = func(name string) { onSignal(name, w) }
 	}
+	last, ok, err := m.stop(ctx, grace, h.Exited, sig)
+	res.Signal = last
+	if err != nil {
+		return res, fmt.Errorf("signal worker %s (pgid %d): %w", w.WorkerID, w.PID, err)
+	}
+	if !ok {
+		return res, fmt.Errorf("worker %s (pgid %d) still has processes %s after SIGKILL", w.WorkerID, w.PID, KillWait)
+	}
+	removeCgroup(m.cgroup)
 	res.StoppedMS = time.Since(start).Milliseconds()
+	// A worker this Spawner watches has its exit reported before the stop
+	// answers, so a caller's exited event comes before its delete reply.
+	if exitHandled != nil {
+		select {
+		case <-exitHandled:
+		case <-time.After(KillWait):
+		}
+	}
 	return res, nil
+}
+
+func (s *Spawner) membersOf(w Worker, cgroup string) *members {
+	return &members{w: w, euid: s.euid, cgroup: cgroup, mount: s.cg.mount, other: s.otherWorker(w.PID)}
+}
+
+// otherWorker returns a check whether a process carrying w's marker belongs
+// to another worker of the same id that this Spawner watches (a new one,
+// started after w exited): the worker itself, its group, or its direct
+// children. Those are never w's leftovers.
+func (s *Spawner) otherWorker(wpid int) func(pid int, st procStat) bool {
+	return func(pid int, st procStat) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, id := range []int{pid, st.pgid, st.ppid} {
+			if _, ok := s.watched[id]; ok && id != wpid {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// stopLeftovers stops what a worker whose main process exited by itself
+// (it crashed, or was killed from outside) left behind: its group, its
+// marked escapees, its cgroup. Children it forked would otherwise run on
+// unseen, holding memory, GPUs and ports, since only a worker's main
+// process is ever listed. It returns how many processes were left.
+func (s *Spawner) stopLeftovers(w Worker, cgroup string) int {
+	ctx := context.Background()
+	m := s.membersOf(w, cgroup)
+	n := m.live(ctx, 0)
+	if n > 0 {
+		s.cfg.Logger.Warn("worker exited and left processes behind; stopping them",
+			"worker_id", w.WorkerID, "pgid", w.PID, "processes", n)
+		if _, ok, _ := m.stop(ctx, s.cfg.LeftoverGrace, nil, nil); !ok {
+			s.cfg.Logger.Error("processes of an exited worker survive SIGKILL", "worker_id", w.WorkerID, "pgid", w.PID)
+		}
+	}
+	removeCgroup(cgroup)
+	return n
 }

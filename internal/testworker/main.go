@@ -4,9 +4,11 @@
 //
 //	crash            print a line and exit 3 at once
 //	crash-after=D    exit 3 after duration D
-//	ignore-term      ignore SIGTERM
+//	ignore-term      ignore SIGTERM (logging each one)
 //	fork             start a child process (same group) that sleeps
 //	fork-ignore-term like fork, and the child ignores SIGTERM
+//	escape           start a child that calls setsid (leaves the group, keeps the marker)
+//	escape-clean     like escape, and the child also drops its whole environment
 //	ready-after=D    /health answers 503 until D has passed
 //	no-health        never answer /health with 200
 //	lines=N          print N numbered log lines at start
@@ -46,7 +48,8 @@ func main() {
 	opts := options(*model)
 	for k := range opts {
 		switch k {
-		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "ready-after", "no-health", "lines":
+		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "escape", "escape-clean",
+			"ready-after", "no-health", "lines":
 		default:
 			fmt.Fprintf(os.Stderr, "testworker: unknown option %q in model id %q\n", k, *model)
 			os.Exit(2)
@@ -70,12 +73,19 @@ func main() {
 	}
 	sigs := make(chan os.Signal, 1)
 	if _, ok := opts["ignore-term"]; ok {
-		signal.Ignore(syscall.SIGTERM)
+		// Caught rather than ignored, so each one shows in the log.
+		ignored := make(chan os.Signal, 1)
+		signal.Notify(ignored, syscall.SIGTERM)
+		go func() {
+			for range ignored {
+				fmt.Println("testworker: ignored SIGTERM")
+			}
+		}()
 		fmt.Println("testworker: ignoring SIGTERM")
 	} else {
 		signal.Notify(sigs, syscall.SIGTERM)
 	}
-	for _, mode := range []string{"fork", "fork-ignore-term"} {
+	for _, mode := range []string{"fork", "fork-ignore-term", "escape", "escape-clean"} {
 		if _, ok := opts[mode]; ok {
 			arg := ""
 			if mode == "fork-ignore-term" {
@@ -83,6 +93,12 @@ func main() {
 			}
 			c := exec.Command(os.Args[0], "child", arg)
 			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+			if mode == "escape" || mode == "escape-clean" {
+				c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			}
+			if mode == "escape-clean" {
+				c.Env = []string{}
+			}
 			if err := c.Start(); err != nil {
 				fmt.Fprintln(os.Stderr, "testworker: fork:", err)
 				os.Exit(5)

@@ -1,0 +1,245 @@
+package spawner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// members is everything that belongs to one worker: its process group, the
+// processes elsewhere that carry its marker (children that called setsid)
+// with their own groups, and in cgroup mode its cgroup, which also holds
+// escapees that cleared their environment.
+type members struct {
+	w      Worker
+	euid   int
+	cgroup string // "" in process-group mode
+	mount  string // the cgroup2 mount that cgroup is under
+	// known are the escapees found by the last search.
+	known []escapee
+	// other, when set, reports processes that carry the marker but belong
+	// to another (newer) worker of the same id.
+	other func(pid int, st procStat) bool
+}
+
+// escapee is a process carrying the worker's marker outside its group.
+type escapee struct {
+	pid, pgid int
+}
+
+// escapees returns the live processes of the current user that carry w's
+// marker but left its process group.
+func (m *members) escapees() []escapee {
+	pids, err := allPids()
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []escapee
+	for _, pid := range pids {
+		if pid == self || pid == m.w.PID {
+			continue
+		}
+		// The environment first: it rules out nearly every process with
+		// one read.
+		if !readMarker(pid).is(m.w.HiveID, m.w.WorkerID) {
+			continue
+		}
+		st, ok := readStat(pid)
+		if ok && !st.zombie && st.pgid != m.w.PID && sameUser(pid, m.euid) && (m.other == nil || !m.other(pid, st)) {
+			out = append(out, escapee{pid: pid, pgid: st.pgid})
+		}
+	}
+	return out
+}
+
+// live counts the live processes of the worker, at most limit (0: all).
+func (m *members) live(ctx context.Context, limit int) int {
+	m.known = m.escapees()
+	return m.count(limit)
+}
+
+// count is live without a new search for escapees: one pass over the
+// process table's stat files, none when every group is empty.
+func (m *members) count(limit int) int {
+	n := 0
+	seen := map[int]bool{}
+	add := func(pid int) bool {
+		if !seen[pid] {
+			seen[pid] = true
+			n++
+		}
+		return limit > 0 && n >= limit
+	}
+	if m.cgroup != "" {
+		for _, pid := range cgroupProcs(m.cgroup) {
+			if st, ok := readStat(pid); ok && !st.zombie && add(pid) {
+				return n
+			}
+		}
+	}
+	groups := map[int]bool{}
+	for _, g := range append([]int{m.w.PID}, m.escapeeGroups()...) {
+		if err := syscall.Kill(-g, 0); !errors.Is(err, syscall.ESRCH) {
+			groups[g] = true
+		}
+	}
+	for _, e := range m.known {
+		if st, ok := readStat(e.pid); ok && !st.zombie && add(e.pid) {
+			return n
+		}
+	}
+	if len(groups) == 0 {
+		return n
+	}
+	pids, err := allPids()
+	if err != nil {
+		return max(n, 1) // cannot tell: assume someone is left
+	}
+	for _, pid := range pids {
+		if g, err := syscall.Getpgid(pid); err != nil || !groups[g] {
+			continue
+		}
+		if st, ok := readStat(pid); ok && !st.zombie && groups[st.pgid] && add(pid) {
+			return n
+		}
+	}
+	return n
+}
+
+func (m *members) escapeeGroups() []int {
+	var gs []int
+	for _, e := range m.known {
+		gs = append(gs, e.pgid)
+	}
+	return gs
+}
+
+// gone reports whether nothing of the worker is left. While something
+// known is left, it costs no search for new escapees; once all seems
+// gone, one search makes sure no escapee started meanwhile.
+func (m *members) gone(ctx context.Context) bool {
+	if m.cgroup != "" && cgroupPopulated(m.cgroup) {
+		return false
+	}
+	return m.count(1) == 0 && m.live(ctx, 1) == 0
+}
+
+// signal sends sig to every process of the worker: to its group (the
+// caller checked that the group has members, which pins its id), to each
+// escapee through a pidfd opened before its marker is checked again (and to
+// its group when it leads one), and in cgroup mode to every process of the
+// cgroup (SIGKILL through cgroup.kill).
+func (m *members) signal(sig syscall.Signal) error {
+	var first error
+	note := func(err error) {
+		if err != nil && !errors.Is(err, syscall.ESRCH) && first == nil {
+			first = err
+		}
+	}
+	if err := syscall.Kill(-m.w.PID, 0); err == nil {
+		note(syscall.Kill(-m.w.PID, sig))
+	}
+	m.known = m.escapees()
+	for _, e := range m.known {
+		note(m.signalVerified(e.pid, sig, func() bool {
+			st, ok := readStat(e.pid)
+			return ok && !st.zombie && readMarker(e.pid).is(m.w.HiveID, m.w.WorkerID) && sameUser(e.pid, m.euid)
+		}))
+	}
+	if m.cgroup == "" {
+		return first
+	}
+	if sig == syscall.SIGKILL {
+		// The cgroup is removed once empty (ENODEV when that happens
+		// between open and write): nothing left to kill then.
+		if err := cgroupKill(m.cgroup); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
+			note(err)
+		}
+		return first
+	}
+	for _, pid := range cgroupProcs(m.cgroup) {
+		note(m.signalVerified(pid, sig, func() bool {
+			p, err := cgroupOfPid(pid)
+			return err == nil && m.cgroup == filepath.Join(m.mount, p)
+		}))
+	}
+	return first
+}
+
+// signalVerified opens a handle on pid, then checks that it is still the
+// process meant (still), then signals through the handle: its group when
+// it leads one, else the process alone.
+func (m *members) signalVerified(pid int, sig syscall.Signal, still func() bool) error {
+	h, err := openProcess(pid)
+	if err != nil {
+		return nil // gone
+	}
+	defer h.Close()
+	if !still() {
+		return nil
+	}
+	if st, ok := readStat(pid); ok && st.pgid == pid && pid != m.w.PID {
+		// A live leader pins its group id; its group may hold unmarked children.
+		return syscall.Kill(-pid, sig)
+	}
+	return h.Signal(sig)
+}
+
+// waitGone waits until nothing of the worker is left or timeout passes,
+// polling with a growing interval that starts at 1 ms; leaderExited, when
+// not nil, wakes it as soon as the worker's main process exits.
+func (m *members) waitGone(ctx context.Context, timeout time.Duration, leaderExited func(time.Duration) bool) bool {
+	deadline := time.Now().Add(timeout)
+	interval := time.Millisecond
+	for {
+		if m.gone(ctx) {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return false
+		}
+		wait := min(interval, left)
+		if leaderExited == nil || leaderExited(0) {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return false
+			}
+		} else {
+			leaderExited(min(left, 250*time.Millisecond))
+		}
+		interval = min(interval*2, 50*time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILL, and waits up to
+// KillWait. onSignal is told each signal right before it is sent. It
+// returns the last signal sent and whether everything went.
+func (m *members) stop(ctx context.Context, grace time.Duration, leaderExited func(time.Duration) bool, onSignal func(string)) (string, bool, error) {
+	sent := ""
+	send := func(sig syscall.Signal) error {
+		sent = signalName(sig)
+		if onSignal != nil {
+			onSignal(sent)
+		}
+		return m.signal(sig)
+	}
+	if err := send(syscall.SIGTERM); err != nil {
+		return sent, false, err
+	}
+	// When ctx ends during the grace (the agent is stopping), the stop is
+	// finished with SIGKILL at once rather than left half done.
+	if m.waitGone(ctx, grace, leaderExited) {
+		return sent, true, nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := send(syscall.SIGKILL); err != nil {
+		return sent, false, err
+	}
+	return sent, m.waitGone(ctx, KillWait, leaderExited), nil
+}

@@ -1,0 +1,91 @@
+package spawner
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// procStat is what the spawner needs from /proc/<pid>/stat.
+type procStat struct {
+	ppid, pgid int
+	zombie     bool
+}
+
+// readStat reads /proc/<pid>/stat directly: it runs for every process of
+// the table while a stop waits, where gopsutil's reads cost too much.
+func readStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	// The command name is in parentheses and may hold anything.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := bytes.Fields(b[i+1:]) // state ppid pgrp ...
+	if len(f) < 3 {
+		return procStat{}, false
+	}
+	ppid, _ := strconv.Atoi(string(f[1]))
+	pgid, _ := strconv.Atoi(string(f[2]))
+	return procStat{ppid: ppid, pgid: pgid, zombie: len(f[0]) > 0 && (f[0][0] == 'Z' || f[0][0] == 'X')}, true
+}
+
+// readMarker returns the marker in pid's environment, or nil.
+func readMarker(pid int) marker {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return parseMarker(splitEnv(b))
+}
+
+func splitEnv(b []byte) []string {
+	var env []string
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if len(kv) > 0 {
+			env = append(env, string(kv))
+		}
+	}
+	return env
+}
+
+// sameUser reports whether pid runs as uid. /proc/<pid> belongs to the
+// process's effective user (root for a process that made itself
+// undumpable, which then never matches an unprivileged agent).
+func sameUser(pid, uid int) bool {
+	fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid
+}
+
+// allPids lists the numeric entries of /proc.
+func allPids() ([]int, error) {
+	f, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// is reports whether m is the marker of worker id worker of hive hive.
+func (m marker) is(hive, worker string) bool {
+	return m != nil && m.hive() == hive && m.worker() == worker
+}
