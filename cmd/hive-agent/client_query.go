@@ -104,7 +104,11 @@ func (g *getCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	if err != nil || len(d.LogTail) == 0 {
 		return err
 	}
-	fmt.Fprintf(o.stdout, "\n%s\n", o.out.paint(ansiBold, fmt.Sprintf("last %d log lines:", len(d.LogTail))))
+	head := fmt.Sprintf("last %d log lines:", len(d.LogTail))
+	if len(d.LogTail) == 1 {
+		head = "last log line:"
+	}
+	fmt.Fprintf(o.stdout, "\n%s\n", o.out.paint(ansiBold, head))
 	for _, line := range d.LogTail {
 		fmt.Fprintln(o.stdout, "  "+line)
 	}
