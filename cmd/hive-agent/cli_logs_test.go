@@ -55,7 +55,8 @@ func TestCLI_LogsFollow(t *testing.T) {
 	s := testenv.NATS(t)
 	startAgent(t, s, hive)
 	url := s.ClientURL()
-	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--json")
+	// Ready: the worker has written all its start lines.
+	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready", "--json")
 	var sp client.Reply[client.SpawnResult]
 	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil {
 		t.Fatalf("spawn --json: %v: %s", err, r)
