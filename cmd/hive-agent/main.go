@@ -38,6 +38,14 @@ var _ commands.Spawner = (*spawner.Spawner)(nil)
 type cli struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
+
+	// The client: commands to the agents, over NATS.
+	Spawn spawnCmd `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
+	Ls    lsCmd    `cmd:"" help:"List the workers of a hive, or of every hive."`
+	Get   getCmd   `cmd:"" help:"Show one worker and the tail of its log."`
+	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
+	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
+	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
 }
 
 // Exit statuses, the same for every command.
@@ -98,8 +106,11 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return exited
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "hive-agent: %v\nRun 'hive-agent --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "hive-agent: %v%s\nRun '%s' for usage.\n", err, didYouMean(parser.Model, args, err), helpCommand(err))
 		return exitUsage
+	}
+	if name, cc := selectedClient(kctx); cc != nil {
+		return runClient(name, cc, stdout, stderr)
 	}
 	switch kctx.Command() {
 	default: // "run", with or without the word

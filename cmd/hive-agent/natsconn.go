@@ -15,11 +15,18 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// natsFlags are the NATS connection settings, the same for the agent and
-// for the client subcommands. Secrets can come from files, so they stay out
-// of `ps` and of URLs.
+// natsFlags are the agent's NATS connection settings. Secrets can come
+// from files, so they stay out of `ps` and of URLs.
 type natsFlags struct {
 	URL          string `name:"nats-url" env:"NATS_URL" help:"NATS server URL(s), comma-separated; empty starts an embedded server."`
+	natsAuth     `embed:""`
+	PingInterval string `name:"nats-ping-interval" env:"HIVE_NATS_PING_INTERVAL" default:"4s" help:"How often the connection is checked; a server that misses --nats-max-pings-out pings in a row is dropped for the next one."`
+	MaxPingsOut  string `name:"nats-max-pings-out" env:"HIVE_NATS_MAX_PINGS_OUT" default:"2" help:"Unanswered pings after which the server counts as dead."`
+}
+
+// natsAuth are the credential and TLS settings, the same for the agent and
+// for the client subcommands.
+type natsAuth struct {
 	Creds        string `name:"nats-creds" env:"NATS_CREDS" help:"NATS credentials file (JWT + nkey seed)." type:"path"`
 	NkeyFile     string `name:"nats-nkey-file" env:"NATS_NKEY_FILE" help:"File holding an nkey seed (SU...) to authenticate with." type:"path"`
 	User         string `name:"nats-user" env:"NATS_USER" help:"NATS user name; the password comes from --nats-password-file."`
@@ -28,8 +35,6 @@ type natsFlags struct {
 	CA           string `name:"nats-ca" env:"NATS_CA" help:"CA certificate (PEM) to verify the NATS server." type:"path"`
 	Cert         string `name:"nats-cert" env:"NATS_CERT" help:"Client certificate (PEM) for NATS TLS; goes with --nats-key." type:"path"`
 	Key          string `name:"nats-key" env:"NATS_KEY" help:"Client key (PEM) for NATS TLS; goes with --nats-cert." type:"path"`
-	PingInterval string `name:"nats-ping-interval" env:"HIVE_NATS_PING_INTERVAL" default:"4s" help:"How often the connection is checked; a server that misses --nats-max-pings-out pings in a row is dropped for the next one."`
-	MaxPingsOut  string `name:"nats-max-pings-out" env:"HIVE_NATS_MAX_PINGS_OUT" default:"2" help:"Unanswered pings after which the server counts as dead."`
 }
 
 // NATSConfig is the checked connection configuration. Secrets were read
@@ -59,6 +64,19 @@ func (f *natsFlags) config() (NATSConfig, error) {
 	if c.MaxPingsOut, err = strconv.Atoi(f.MaxPingsOut); err != nil || c.MaxPingsOut < 1 {
 		errs = append(errs, fmt.Errorf("--nats-max-pings-out (HIVE_NATS_MAX_PINGS_OUT) %q: want a whole number of at least 1", f.MaxPingsOut))
 	}
+	opts, err := f.natsAuth.options()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.opts = opts
+	return c, errors.Join(errs...)
+}
+
+// options checks the credential and TLS files and turns them into nats.go
+// options; it reports every problem at once.
+func (f *natsAuth) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	var errs []error
 	add := func(flag, env string, err error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--%s (%s): %w", flag, env, err))
@@ -66,13 +84,13 @@ func (f *natsFlags) config() (NATSConfig, error) {
 	}
 	if f.Creds != "" {
 		add("nats-creds", "NATS_CREDS", checkCreds(f.Creds))
-		c.opts = append(c.opts, nats.UserCredentials(f.Creds))
+		opts = append(opts, nats.UserCredentials(f.Creds))
 	}
 	if f.NkeyFile != "" {
 		opt, err := nats.NkeyOptionFromSeed(f.NkeyFile)
 		add("nats-nkey-file", "NATS_NKEY_FILE", fileErr(f.NkeyFile, err))
 		if err == nil {
-			c.opts = append(c.opts, opt)
+			opts = append(opts, opt)
 		}
 	}
 	switch {
@@ -83,16 +101,16 @@ func (f *natsFlags) config() (NATSConfig, error) {
 	case f.User != "":
 		pw, err := readSecret(f.PasswordFile)
 		add("nats-password-file", "NATS_PASSWORD_FILE", err)
-		c.opts = append(c.opts, nats.UserInfo(f.User, pw))
+		opts = append(opts, nats.UserInfo(f.User, pw))
 	}
 	if f.TokenFile != "" {
 		tok, err := readSecret(f.TokenFile)
 		add("nats-token-file", "NATS_TOKEN_FILE", err)
-		c.opts = append(c.opts, nats.Token(tok))
+		opts = append(opts, nats.Token(tok))
 	}
 	if f.CA != "" {
 		add("nats-ca", "NATS_CA", checkCA(f.CA))
-		c.opts = append(c.opts, nats.RootCAs(f.CA))
+		opts = append(opts, nats.RootCAs(f.CA))
 	}
 	switch {
 	case (f.Cert == "") != (f.Key == ""):
@@ -101,9 +119,9 @@ func (f *natsFlags) config() (NATSConfig, error) {
 		if _, err := tls.LoadX509KeyPair(f.Cert, f.Key); err != nil {
 			errs = append(errs, fmt.Errorf("--nats-cert/--nats-key (NATS_CERT/NATS_KEY) %s, %s: %w", f.Cert, f.Key, err))
 		}
-		c.opts = append(c.opts, nats.ClientCert(f.Cert, f.Key))
+		opts = append(opts, nats.ClientCert(f.Cert, f.Key))
 	}
-	return c, errors.Join(errs...)
+	return opts, errors.Join(errs...)
 }
 
 // checkURLs checks every URL of a comma-separated list the way an operator
