@@ -18,7 +18,7 @@ import (
 // intakeIDs are an intake command's ids, the same at every delivery.
 type intakeIDs struct {
 	// body is the command with the ids it lacked filled in.
-	body                        []byte
+	body                       []byte
 	jobID, commandID, workerID string
 }
 
