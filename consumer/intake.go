@@ -127,6 +127,7 @@ func (c *Consumer) startIntake(ctx context.Context) error {
 	if err := i.findOrphans(ctx); err != nil {
 		return err
 	}
+	orphans := len(i.orphans)
 	c.out.setStore(i.store)
 	i.cc, err = cons.Consume(i.receive,
 		jetstream.PullMaxMessages(64), jetstream.PullExpiry(10*time.Second),
@@ -146,7 +147,7 @@ func (c *Consumer) startIntake(ctx context.Context) error {
 	c.intake = i
 	c.log.Info("taking durable intake commands", "subjects", filter, "stream", IntakeStream,
 		"consumer", ConsumerName(c.cfg.HiveID), "ack_wait", i.ackWait, "max_in_flight", share,
-		"unacknowledged_from_earlier_run", len(i.orphans), "results_stored_in", JobsStream)
+		"unacknowledged_from_earlier_run", orphans, "results_stored_in", JobsStream)
 	return nil
 }
 
