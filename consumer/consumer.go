@@ -64,6 +64,9 @@ type Config struct {
 	// Metrics, when set, counts commands and worker exits for Prometheus.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// JetStream, when set, adds durable intake and stored outcomes
+	// (docs/intake.md); nil serves request/reply only.
+	JetStream *JetStreamConfig
 }
 
 func (c *Config) setDefaults() {
@@ -78,6 +81,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RepublishWindow == 0 {
 		c.RepublishWindow = RepublishWindow
+	}
+	if c.JetStream != nil {
+		c.JetStream.Streams.setDefaults()
+		if c.JetStream.MaxInFlight == 0 {
+			c.JetStream.MaxInFlight = max(1, c.MaxInFlight/2)
+		}
 	}
 }
 
@@ -96,6 +105,17 @@ func (c *Config) Validate() error {
 	if c.RepublishWindow < 0 {
 		errs = append(errs, fmt.Errorf("republish window %s: must not be negative", c.RepublishWindow))
 	}
+	if j := c.JetStream; j != nil {
+		if j.JS == nil {
+			errs = append(errs, errors.New("jetstream: JS must be set"))
+		}
+		if j.MaxInFlight < 1 || j.MaxInFlight > c.MaxInFlight {
+			errs = append(errs, fmt.Errorf("jetstream max in flight %d: want 1-%d (the consumer's limit)", j.MaxInFlight, c.MaxInFlight))
+		}
+		if err := j.Streams.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -109,6 +129,7 @@ type Consumer struct {
 	// instance is the micro service id once started; connection callbacks read it.
 	instance atomic.Pointer[string]
 	out      *outbox
+	intake   *intake // nil without JetStream
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -199,6 +220,20 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.instance.Store(&id)
 	c.log.Info("serving worker commands", "subjects", group+".{"+strings.Join(subjects.Commands, ",")+"}",
 		"max_in_flight", c.cfg.MaxInFlight, "service_id", id)
+	if c.cfg.JetStream != nil {
+		if err := c.startIntake(ctx); err != nil {
+			if c.cfg.JetStream.Required {
+				err = errors.Join(fmt.Errorf("durable intake: %w", err), svc.Stop(), c.unknown.Unsubscribe())
+				c.svc, c.unknown = nil, nil
+				return err
+			}
+			if errors.Is(err, ErrNoJetStream) {
+				c.log.Info("durable intake and stored results are off: the NATS server has no JetStream; request/reply works as before")
+			} else {
+				c.log.Error("durable intake and stored results are off; request/reply works as before", "err", err)
+			}
+		}
+	}
 	c.publishInventory(ctx, InventoryStart)
 	return nil
 }
@@ -225,6 +260,15 @@ func metadata(hiveID, version string, extra map[string]string) map[string]string
 type inbound struct {
 	subject, reply string
 	data           []byte
+
+	// What the intake adds; zero for request/reply.
+	// via is appended to the start event's sentence (where the command came from).
+	via string
+	// afterSeq, when set, is the job's last stored narration seq: a
+	// redelivered command continues its job's numbering.
+	afterSeq uint64
+	// after, when set, sees the command's outcome before it is published.
+	after func(cmd commands.Command, n commands.Narrator, result any, err error) (any, error)
 }
 
 // dispatch hands each command to its own goroutine so a slow command never
@@ -273,6 +317,10 @@ func (c *Consumer) Close(ctx context.Context) error {
 		if err := c.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
 		}
+	}
+	if c.intake != nil {
+		c.intake.stop()
+		defer c.intake.finish()
 	}
 	done := make(chan struct{})
 	go func() { c.inflight.Wait(); close(done) }()

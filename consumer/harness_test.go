@@ -55,6 +55,11 @@ type agentOpts struct {
 	beforeStart func(*agent)
 	// onLost and onBack run after the consumer's Disconnected and Reconnected.
 	onLost, onBack func()
+	// config, when set, changes the consumer's configuration (it gets the
+	// agent's own connection, e.g. for a JetStream context).
+	config func(*nats.Conn, *consumer.Config)
+	// startErr, when set, receives Start's error instead of failing the test.
+	startErr *error
 }
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
@@ -105,11 +110,15 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.cons, err = consumer.New(nc, consumer.Config{
+	cfg := consumer.Config{
 		HiveID: o.hive, Version: "0.0.1", Spawner: a.sp, MaxInFlight: o.maxInFlight, Logger: log,
 		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: commands.WaitAlive,
 			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
-	})
+	}
+	if o.config != nil {
+		o.config(nc, &cfg)
+	}
+	a.cons, err = consumer.New(nc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +126,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 		o.beforeStart(a)
 	}
 	if err := a.cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		if o.startErr == nil {
+			t.Fatal(err)
+		}
+		*o.startErr = err
 	}
 	var once sync.Once
 	a.close = func() {

@@ -63,6 +63,15 @@ func (js *jobs) acquire(id string) *job {
 	return j
 }
 
+// continueAfter makes the job's next event seq+1 unless it is past that
+// already: a redelivered command goes on numbering where its stored
+// narration ends.
+func (j *job) continueAfter(seq uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seq = max(j.seq, seq)
+}
+
 func (js *jobs) release(j *job) {
 	js.mu.Lock()
 	defer js.mu.Unlock()

@@ -39,6 +39,14 @@ type outbox struct {
 	lostAt      time.Time
 	republished uint64
 	dropped     bool // whether the bounds dropped a kept message since the last warning
+	// store, when set, publishes a result so that the stream that keeps it
+	// acknowledges it (HIVE_JOBS); nil without JetStream.
+	store storer
+}
+
+// storer publishes a message and reports, later, whether a stream stored it.
+type storer interface {
+	publishAsync(msg *nats.Msg) (stored <-chan bool, err error)
 }
 
 // sent is one kept message.
@@ -60,13 +68,47 @@ func newOutbox(nc *nats.Conn, log *slog.Logger, window time.Duration) *outbox {
 // publisher that learns the message was stored: it calls markStored.
 func (o *outbox) publish(msg *nats.Msg) (*sent, error) {
 	err := o.nc.PublishMsg(msg)
+	return o.keep(msg, err), err
+}
+
+// publishResult publishes a job result: acknowledged by its stream when a
+// store is set, so that once stored it is never published again; plainly
+// otherwise.
+func (o *outbox) publishResult(msg *nats.Msg) (*sent, error) {
+	o.mu.Lock()
+	st := o.store
+	o.mu.Unlock()
+	if st == nil {
+		return o.publish(msg)
+	}
+	stored, err := st.publishAsync(msg)
+	e := o.keep(msg, err)
+	if err == nil {
+		go func() {
+			if <-stored {
+				o.markStored(e)
+			}
+		}()
+	}
+	return e, err
+}
+
+// setStore turns acknowledged result publishing on (or off with nil).
+func (o *outbox) setStore(s storer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.store = s
+}
+
+// keep records a message published (or not, when err is set) by other means.
+func (o *outbox) keep(msg *nats.Msg, err error) *sent {
 	e := &sent{msg: msg, at: time.Now(), failed: err != nil}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.entries = append(o.entries, e)
 	o.bytes += size(msg)
 	o.prune(e.at)
-	return e, err
+	return e
 }
 
 // markStored records that e's message is stored, so it is never published again.

@@ -25,17 +25,53 @@ type Reply struct {
 	Error     *commands.Error `json:"error,omitempty"`
 }
 
+// outcome is one executed command, ready to be published.
+type outcome struct {
+	kind  string
+	env   commands.Envelope
+	reply Reply
+	body  []byte
+	start time.Time
+}
+
 // run executes one command (or reports refuse, when set) and publishes its
 // narration, result and reply.
 func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
+	o := c.execute(kind, in, refuse)
+	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
+		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
+			c.log.Warn("publish result", "subject", subj, "err", perr)
+		}
+	}
+	if in.reply != "" {
+		msg := &nats.Msg{Subject: in.reply, Data: o.body}
+		if o.reply.Error != nil {
+			// The micro convention, so service-aware clients see an error.
+			msg.Header = nats.Header{micro.ErrorCodeHeader: {o.reply.Error.Code}, micro.ErrorHeader: {headerText(o.reply.Error.Message)}}
+		}
+		// Kept too: a requester with a long timeout still waits for it.
+		if _, err := c.out.publish(msg); err != nil {
+			c.log.Warn("reply", "kind", kind, "job_id", o.env.JobID, "err", err)
+		}
+	}
+	c.record(o)
+}
+
+// execute decodes and runs one command (or reports refuse, when set),
+// narrating its start and end; publishing the result is the caller's,
+// which differs between request/reply and the intake.
+func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outcome {
 	start := time.Now()
 	cmd, env, decodeErr := commands.Decode(kind, in.data)
 	j := c.jobs.acquire(env.JobID)
 	defer c.jobs.release(j)
+	if in.afterSeq > 0 {
+		j.continueAfter(in.afterSeq)
+	}
 	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
 	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
-		fmt.Sprintf("Hive %s received %s command %s.", c.cfg.HiveID, kind, env.CommandID), commands.Fields{})
+		fmt.Sprintf("Hive %s received %s command %s%s.", c.cfg.HiveID, kind, env.CommandID, in.via), commands.Fields{})
 
 	var result any
 	var err error
@@ -46,6 +82,9 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 		err = decodeErr
 	default:
 		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults})
+		if in.after != nil {
+			result, err = in.after(cmd, n, result, err)
+		}
 	}
 	reply := Reply{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
 	if err != nil {
@@ -76,29 +115,19 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 		end.Level = commands.LevelError
 	}
 	n.publish(end)
-	if subj, serr := subjects.JobResult(env.JobID); serr == nil {
-		if _, perr := c.out.publish(&nats.Msg{Subject: subj, Data: body}); perr != nil {
-			c.log.Warn("publish result", "subject", subj, "err", perr)
-		}
-	}
-	if in.reply != "" {
-		msg := &nats.Msg{Subject: in.reply, Data: body}
-		if reply.Error != nil {
-			// The micro convention, so service-aware clients see an error.
-			msg.Header = nats.Header{micro.ErrorCodeHeader: {reply.Error.Code}, micro.ErrorHeader: {headerText(reply.Error.Message)}}
-		}
-		// Kept too: a requester with a long timeout still waits for it.
-		if _, err := c.out.publish(msg); err != nil {
-			c.log.Warn("reply", "kind", kind, "job_id", env.JobID, "err", err)
-		}
-	}
+	return outcome{kind: kind, env: env, reply: reply, body: body, start: start}
+}
+
+// record counts and logs a finished command.
+func (c *Consumer) record(o outcome) {
+	kind, reply, env, start := o.kind, o.reply, o.env, o.start
 	c.stats.record(kind, reply.Error)
 	code := "ok"
 	if reply.Error != nil {
 		code = reply.Error.Code
 	}
 	c.cfg.Metrics.CommandDone(kind, code, time.Since(start))
-	attrs := []any{"kind", kind, "job_id", env.JobID, "command_id", env.CommandID, "ok", ok, "took", time.Since(start).Round(time.Microsecond)}
+	attrs := []any{"kind", kind, "job_id", env.JobID, "command_id", env.CommandID, "ok", reply.OK, "took", time.Since(start).Round(time.Microsecond)}
 	if reply.Error != nil {
 		attrs = append(attrs, "code", reply.Error.Code, "error", reply.Error.Message)
 	}
@@ -174,6 +203,8 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
 		}
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
+	case AlreadyStoppedResult:
+		return v.Note, v.WorkerID, 0
 	case commands.DeleteResult:
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
 	case commands.ListResult:

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,9 @@ var agentBin, workerDir string
 func TestMain(m *testing.M) {
 	testenv.Main(m, func(dir string) (err error) {
 		workerDir = dir
+		// Agents with an embedded server store JetStream data here, never
+		// in the user's state directory.
+		os.Setenv("HIVE_JETSTREAM_DIR", filepath.Join(dir, "jetstream"))
 		agentBin, err = testenv.BuildAgent(dir)
 		return err
 	})

@@ -34,6 +34,12 @@ type runCmd struct {
 	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
+	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
+	JetStreamCreate bool   `name:"jetstream-create" env:"HIVE_JETSTREAM_CREATE" default:"true" negatable:"" help:"Create the streams and the intake consumer when missing (--no-jetstream-create for accounts that may not)."`
+	JetStreamDir    string `name:"jetstream-dir" env:"HIVE_JETSTREAM_DIR" default:"${jetstream_dir}" help:"Where the embedded NATS server stores JetStream data (only without --nats-url)."`
+	JobsMaxAge      string `name:"jobs-max-age" env:"HIVE_JOBS_MAX_AGE" default:"24h" help:"How long stream HIVE_JOBS keeps narration and results (when it is created)."`
+	IntakeAckWait   string `name:"intake-ack-wait" env:"HIVE_INTAKE_ACK_WAIT" default:"30s" help:"How long an intake command may go unacknowledged before it is delivered again (when the consumer is created)."`
+
 	NATS natsFlags `embed:""`
 }
 
@@ -56,6 +62,13 @@ type Config struct {
 	LogLevel     string
 	// MetricsListen is where /metrics is served; empty: nowhere.
 	MetricsListen string
+	// JetStream is auto, on or off; JetStreamCreate whether streams are created.
+	JetStream       string
+	JetStreamCreate bool
+	// JetStreamDir is the embedded server's store directory.
+	JetStreamDir  string
+	JobsMaxAge    time.Duration
+	IntakeAckWait time.Duration
 }
 
 // config checks every setting and converts it; it reports every problem
@@ -64,6 +77,7 @@ func (r *runCmd) config() (Config, error) {
 	c := Config{
 		HiveID: r.HiveID, NATSListen: r.NATSListen, QueenURL: r.QueenURL, SpawnWait: r.SpawnWait,
 		LogFormat: r.LogFormat, LogLevel: r.LogLevel, MetricsListen: r.MetricsListen,
+		JetStream: r.JetStream, JetStreamCreate: r.JetStreamCreate,
 	}
 	var errs []error
 	nats, err := r.NATS.config()
@@ -78,6 +92,8 @@ func (r *runCmd) config() (Config, error) {
 		{"alive-window", "HIVE_ALIVE_WINDOW", r.AliveWindow, &c.AliveWindow},
 		{"ready-timeout", "HIVE_READY_TIMEOUT", r.ReadyTimeout, &c.ReadyTimeout},
 		{"shutdown-wait", "HIVE_SHUTDOWN_WAIT", r.ShutdownWait, &c.ShutdownWait},
+		{"jobs-max-age", "HIVE_JOBS_MAX_AGE", r.JobsMaxAge, &c.JobsMaxAge},
+		{"intake-ack-wait", "HIVE_INTAKE_ACK_WAIT", r.IntakeAckWait, &c.IntakeAckWait},
 	} {
 		if *d.dst, err = positiveDuration(d.val); err != nil {
 			errs = append(errs, fmt.Errorf("--%s (%s) %q: %w", d.flag, d.env, d.val, err))
@@ -104,6 +120,16 @@ func (r *runCmd) config() (Config, error) {
 		// Log paths go into workers' markers and must mean the same after
 		// the agent restarts elsewhere.
 		errs = append(errs, fmt.Errorf("--log-dir (HIVE_LOG_DIR) %q: %w", r.LogDir, err))
+	}
+	if c.JobsMaxAge > 0 && c.JobsMaxAge < time.Second || c.IntakeAckWait > 0 && c.IntakeAckWait < time.Second {
+		errs = append(errs, errors.New("--jobs-max-age and --intake-ack-wait: want at least 1s"))
+	}
+	if r.JetStreamDir != "" {
+		if c.JetStreamDir, err = filepath.Abs(r.JetStreamDir); err != nil {
+			errs = append(errs, fmt.Errorf("--jetstream-dir (HIVE_JETSTREAM_DIR) %q: %w", r.JetStreamDir, err))
+		}
+	} else if c.NATS.URL == "" && c.JetStream != "off" {
+		errs = append(errs, errors.New("--jetstream-dir (HIVE_JETSTREAM_DIR): must be set for the embedded server's JetStream (there is no home directory to default to), or use --jetstream off"))
 	}
 	if c.PortMin, c.PortMax, err = portRange(r.PortRange); err != nil {
 		errs = append(errs, fmt.Errorf("--port-range (HIVE_PORT_RANGE) %q: %w", r.PortRange, err))
@@ -159,6 +185,15 @@ func hiveIDFromHost(h string) string {
 		return "hive"
 	}
 	return string(b)
+}
+
+// defaultJetStreamDir is $XDG_STATE_HOME/hive-agent/jetstream, or
+// ~/.local/state/hive-agent/jetstream, beside the default log directory.
+func defaultJetStreamDir() string {
+	if d := defaultLogDir(); d != "" {
+		return filepath.Join(filepath.Dir(d), "jetstream")
+	}
+	return ""
 }
 
 // defaultLogDir is $XDG_STATE_HOME/hive-agent/logs, or ~/.local/state/hive-agent/logs.

@@ -24,6 +24,7 @@ import (
 	"github.com/lmittmann/tint"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
@@ -64,7 +65,7 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 		kong.Name("hive-agent"),
 		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
 			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
-		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir()},
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -165,13 +166,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		"log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
 	url := cfg.NATS.URL
 	if url == "" {
-		s, err := startEmbedded(cfg.NATSListen)
+		storeDir := ""
+		if cfg.JetStream != "off" {
+			storeDir = cfg.JetStreamDir
+		}
+		s, err := startEmbedded(cfg.NATSListen, storeDir)
 		if err != nil {
 			return err
 		}
 		defer func() { s.Shutdown(); s.WaitForShutdown() }()
 		url = s.ClientURL()
-		log.Info("no --nats-url given: started an embedded NATS server", "url", url)
+		log.Info("no --nats-url given: started an embedded NATS server", "url", url, "jetstream_dir", storeDir)
 	}
 	fatal := make(chan error, 1)
 	nc, err := connect(ctx, cfg, url, log, fatal)
@@ -208,6 +213,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Logger:         log,
 		})
 	}
+	jsCfg, err := jetStreamConfig(nc, cfg)
+	if err != nil {
+		nc.Close()
+		return err
+	}
 	cons, err = consumer.New(nc, consumer.Config{
 		HiveID: cfg.HiveID, Version: agentVersion(), Spawner: sp, MaxInFlight: cfg.MaxInFlight, Logger: log,
 		Defaults: commands.Defaults{QueenURL: cfg.QueenURL, Wait: cfg.SpawnWait,
@@ -217,6 +227,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
 		Metadata:        map[string]string{"devices": strings.Join(devices(), ",")},
 		Metrics:         met,
+		JetStream:       jsCfg,
 	})
 	if err != nil {
 		nc.Close()
@@ -287,7 +298,27 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
-func startEmbedded(listen string) (*server.Server, error) {
+// jetStreamConfig is the consumer's JetStream configuration: nil with
+// --jetstream off.
+func jetStreamConfig(nc *nats.Conn, cfg Config) (*consumer.JetStreamConfig, error) {
+	if cfg.JetStream == "off" {
+		return nil, nil
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &consumer.JetStreamConfig{
+		JS:       js,
+		Streams:  consumer.StreamsConfig{JobsMaxAge: cfg.JobsMaxAge, AckWait: cfg.IntakeAckWait},
+		NoCreate: !cfg.JetStreamCreate,
+		Required: cfg.JetStream == "on",
+	}, nil
+}
+
+// startEmbedded starts the embedded NATS server; with storeDir set it has
+// JetStream, storing there, so durable intake works out of the box.
+func startEmbedded(listen, storeDir string) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen %q: %w", listen, err)
@@ -303,7 +334,14 @@ func startEmbedded(listen string) (*server.Server, error) {
 		}
 		l.Close()
 	}
-	s, err := server.NewServer(&server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, ServerName: "hive-agent-embedded"})
+	opts := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, ServerName: "hive-agent-embedded"}
+	if storeDir != "" {
+		if err := os.MkdirAll(storeDir, 0o700); err != nil {
+			return nil, fmt.Errorf("jetstream dir: %w", err)
+		}
+		opts.JetStream, opts.StoreDir = true, storeDir
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}

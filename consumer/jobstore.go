@@ -1,0 +1,130 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive-agent/subjects"
+)
+
+// storeAckTimeout bounds the wait for one stored-acknowledgement; a
+// publish lost with a connection is retried (intake) or published again
+// after the reconnect (the outbox).
+const storeAckTimeout = 10 * time.Second
+
+// jobStore publishes results into HIVE_JOBS and reads back what it holds.
+type jobStore struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	log    *slog.Logger
+}
+
+var _ storer = (*jobStore)(nil)
+
+// publishAsync publishes msg with a Nats-Msg-Id (so a copy published again
+// after a reconnect is not stored twice) and reports on stored whether
+// HIVE_JOBS acknowledged it.
+func (s *jobStore) publishAsync(msg *nats.Msg) (<-chan bool, error) {
+	f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(msg)), jetstream.WithExpectStream(JobsStream))
+	if err != nil {
+		return nil, err
+	}
+	stored := make(chan bool, 1)
+	go func() {
+		t := time.NewTimer(storeAckTimeout)
+		defer t.Stop()
+		select {
+		case <-f.Ok():
+			stored <- true
+		case err := <-f.Err():
+			s.log.Warn("result not stored in "+JobsStream, "subject", msg.Subject, "err", err)
+			stored <- false
+		case <-t.C:
+			stored <- false
+		}
+	}()
+	return stored, nil
+}
+
+// store publishes msg until HIVE_JOBS acknowledged it, across reconnects,
+// or ctx ends.
+func (s *jobStore) store(ctx context.Context, msg *nats.Msg) error {
+	id := msgID(msg)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
+	attempt := 0
+	return backoff.RetryNotify(func() error {
+		attempt++
+		actx, cancel := context.WithTimeout(ctx, storeAckTimeout)
+		defer cancel()
+		_, err := s.js.PublishMsg(actx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(JobsStream))
+		if err != nil && ctx.Err() != nil {
+			return backoff.Permanent(fmt.Errorf("store %s: %w", msg.Subject, ctx.Err()))
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
+		s.log.Warn("storing the result in "+JobsStream+" failed; retrying", "subject", msg.Subject, "attempt", attempt, "next_in", next.Round(time.Millisecond), "err", err)
+	})
+}
+
+// msgID is the message's Nats-Msg-Id, set once so retries share it.
+func msgID(msg *nats.Msg) string {
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	id := msg.Header.Get(jetstream.MsgIDHeader)
+	if id == "" {
+		id = "result-" + uuid.NewString()
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	return id
+}
+
+// storedResult returns the last stored result of job if it is the one of
+// commandID, or nil.
+func (s *jobStore) storedResult(ctx context.Context, jobID, commandID string) ([]byte, error) {
+	subj, err := subjects.JobResult(jobID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", subj, JobsStream, err)
+	}
+	var r struct {
+		CommandID string `json:"command_id"`
+	}
+	if json.Unmarshal(m.Data, &r) != nil || r.CommandID != commandID {
+		return nil, nil
+	}
+	return m.Data, nil
+}
+
+// lastSeq is the seq of the job's last stored narration event, 0 when none.
+func (s *jobStore) lastSeq(ctx context.Context, jobID string) uint64 {
+	subj, err := subjects.JobNarration(jobID)
+	if err != nil {
+		return 0
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		return 0
+	}
+	var e struct {
+		Seq uint64 `json:"seq"`
+	}
+	json.Unmarshal(m.Data, &e)
+	return e.Seq
+}
