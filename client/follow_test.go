@@ -66,6 +66,7 @@ func (f *fakeLogs) serve(t *testing.T, nc *nats.Conn, hive, worker string) {
 				}
 				res["lines"], res["offset"] = all[max(0, len(all)-n):], len(f.log)
 			}
+			res["running"] = true // until remove: then the agent answers not_found
 			reply["result"] = res
 		}
 		body, _ := json.Marshal(reply)

@@ -67,7 +67,8 @@ func (c *Client) Logs(ctx context.Context, hive, workerID string, req LogsReques
 // Follow hands onLines the last fromLines lines of worker workerID's log,
 // then everything written to it after them, polling worker.logs with the
 // offset each answer returns (see WithPollInterval). It returns nil when
-// ctx ends or the worker is gone (not_found) while followed; an unknown
+// ctx ends, or the worker is gone (no longer running, or not_found) and
+// its log was read to the end; an unknown
 // worker on the first read and any other error end it with the error.
 // Each call has the client's timeout on its own, whatever ctx allows.
 func (c *Client) Follow(ctx context.Context, hive, workerID string, fromLines int, onLines func([]string)) error {
@@ -88,6 +89,9 @@ func (c *Client) Follow(ctx context.Context, hive, workerID string, fromLines in
 		// A read that stopped short of the size it saw means more is
 		// waiting: read again without a pause (while it makes progress).
 		more := res.Offset < res.Size && res.Offset > prev
+		if !res.Running && !more {
+			return nil // the worker is gone and its log was read to the end
+		}
 		prev = res.Offset
 		if !more {
 			select {

@@ -172,4 +172,7 @@ type LogsResult struct {
 	// Truncated is true when the file had shrunk below the asked offset
 	// (rotated) and the read restarted at 0.
 	Truncated bool `json:"truncated"`
+	// Running is false when no worker of that id runs any more and this is
+	// the log it left.
+	Running bool `json:"running"`
 }

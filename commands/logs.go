@@ -69,6 +69,10 @@ type LogsResult struct {
 	// Truncated is true when the log was shorter than the offset asked
 	// (rotated or truncated) and reading restarted at 0.
 	Truncated bool `json:"truncated"`
+	// Running is true while a worker of that id runs; false for the log a
+	// stopped worker left. A follower stops once it read everything of a
+	// log whose worker is no longer running.
+	Running bool `json:"running"`
 }
 
 // Execute reads the log of the running worker, or, when none runs with
@@ -100,5 +104,5 @@ func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
 			"The log of worker %s is %d bytes, shorter than offset %d (rotated or truncated); reading restarted at 0.",
 			c.WorkerID, r.Size, *c.Offset), Fields{WorkerID: w.WorkerID, PID: w.PID})
 	}
-	return LogsResult{WorkerID: c.WorkerID, LogPath: r.Path, Lines: r.Lines, Offset: r.Offset, Size: r.Size, Truncated: r.Truncated}, nil
+	return LogsResult{WorkerID: c.WorkerID, LogPath: r.Path, Lines: r.Lines, Offset: r.Offset, Size: r.Size, Truncated: r.Truncated, Running: running}, nil
 }

@@ -60,7 +60,7 @@ func TestLogs_Execute(t *testing.T) {
 			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
 			}
-			want := commands.LogsResult{WorkerID: "w1", LogPath: tt.read.Path, Lines: tt.read.Lines, Offset: tt.read.Offset, Size: tt.read.Size}
+			want := commands.LogsResult{WorkerID: "w1", LogPath: tt.read.Path, Lines: tt.read.Lines, Offset: tt.read.Offset, Size: tt.read.Size, Running: tt.findErr == nil}
 			if got, ok := res.(commands.LogsResult); !ok || !reflect.DeepEqual(got, want) {
 				t.Errorf("got result %#v, want %#v", res, want)
 			}

@@ -32,6 +32,7 @@ type runCmd struct {
 	ShutdownWait  string `name:"shutdown-wait" env:"HIVE_SHUTDOWN_WAIT" default:"10s" help:"How long a stop waits for commands in flight."`
 	LogFormat     string `name:"log-format" env:"HIVE_LOG_FORMAT" default:"auto" enum:"auto,text,json" help:"Agent log format: auto (colour on a terminal, text otherwise), text or json."`
 	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
+	Containment   string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
@@ -60,6 +61,8 @@ type Config struct {
 	ShutdownWait time.Duration
 	LogFormat    string
 	LogLevel     string
+	// Containment is the spawner's containment mode (auto, cgroup, process-group).
+	Containment string
 	// MetricsListen is where /metrics is served; empty: nowhere.
 	MetricsListen string
 	// JetStream is auto, on or off; JetStreamCreate whether streams are created.
@@ -76,7 +79,7 @@ type Config struct {
 func (r *runCmd) config() (Config, error) {
 	c := Config{
 		HiveID: r.HiveID, NATSListen: r.NATSListen, QueenURL: r.QueenURL, SpawnWait: r.SpawnWait,
-		LogFormat: r.LogFormat, LogLevel: r.LogLevel, MetricsListen: r.MetricsListen,
+		LogFormat: r.LogFormat, LogLevel: r.LogLevel, MetricsListen: r.MetricsListen, Containment: r.Containment,
 		JetStream: r.JetStream, JetStreamCreate: r.JetStreamCreate,
 	}
 	var errs []error

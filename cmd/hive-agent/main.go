@@ -193,7 +193,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var cons *consumer.Consumer
 	sp, err := spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
-		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log,
+		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
 		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
 		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
 	})
@@ -201,6 +201,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		nc.Close()
 		return err
 	}
+	log.Info("workers are contained by "+sp.Containment(), "containment", sp.Containment(), "asked", cfg.Containment)
 	var met *metrics.Metrics
 	if cfg.MetricsListen != "" {
 		met = metrics.New(metrics.Config{
@@ -259,8 +260,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		nc.Close()
 		return err
 	}
-	if ws, err := sp.List(ctx); err == nil && len(ws) > 0 {
-		log.Info("found running workers of this hive from an earlier run", "count", len(ws))
+	// Workers of an earlier run are watched like our own: their exits are
+	// published and what they leave behind is stopped.
+	if ws, err := sp.Adopt(ctx); err != nil {
+		log.Error("adopt workers of an earlier run", "err", err)
+	} else if len(ws) > 0 {
+		log.Info("found running workers of this hive from an earlier run; watching them", "count", len(ws))
 	}
 	if met != nil {
 		addr, err := met.Serve(ctx, cfg.MetricsListen)

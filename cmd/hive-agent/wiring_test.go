@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,4 +102,40 @@ func grepMetrics(body string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A worker started by an agent that was then killed is adopted by the next
+// agent: when it exits, the exited event says adopted.
+func TestAgent_AdoptsWorkersOfAnEarlierRun(t *testing.T) {
+	hive := newHive(t)
+	s := testenv.NATS(t)
+	nc := testenv.Connect(t, s)
+	logDir := t.TempDir()
+	a := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
+	a.waitLog(t, "serving worker commands")
+	var sp commands.SpawnResult
+	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"old","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
+	a.stop(t, syscall.SIGKILL)
+
+	exited, err := nc.SubscribeSync("hive." + hive + ".events.worker.exited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	b := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
+	b.waitLog(t, "found running workers of this hive from an earlier run; watching them")
+	syscall.Kill(sp.PID, syscall.SIGKILL) // from outside, as the OOM killer would
+	msg, err := exited.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no exited event for the adopted worker: %v", err)
+	}
+	var ev struct {
+		WorkerID string `json:"worker_id"`
+		PID      int    `json:"pid"`
+		Adopted  bool   `json:"adopted"`
+		ExitCode *int   `json:"exit_code"`
+	}
+	if json.Unmarshal(msg.Data, &ev); ev.WorkerID != "old" || ev.PID != sp.PID || !ev.Adopted || ev.ExitCode != nil {
+		t.Errorf("exited event: %s; want worker old, pid %d, adopted, no exit_code", msg.Data, sp.PID)
+	}
 }
