@@ -82,6 +82,9 @@ type Client struct {
 	pollInterval time.Duration
 }
 
+// Conn is the connection the client talks over.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
 // Option configures a Client.
 type Option func(*Client)
 

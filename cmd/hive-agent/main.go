@@ -47,6 +47,8 @@ type cli struct {
 	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
 	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
 	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
+	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
+	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 }
 
 // Exit statuses, the same for every command.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rbee/hive-agent/internal/testenv"
+)
+
+// `setup` creates the streams (and a hive's consumer) before any agent ran;
+// commands queued to that hive's intake then wait for it, and `job -f`
+// prints their narration and result once an agent has run them. A stored
+// job is read back later with `job`.
+func TestCLI_SetupAndJob(t *testing.T) {
+	s := jsServer(t)
+	url := s.ClientURL()
+	hive := newHive(t)
+	r := mustCLI(t, url, "setup", "--hive", hive)
+	if !strings.Contains(r.stdout, "HIVE_INTAKE") || !strings.Contains(r.stdout, "HIVE_JOBS") || !strings.Contains(r.stdout, "hive-agent-"+hive) {
+		t.Errorf("setup output: %s", r)
+	}
+	if r := mustCLI(t, url, "setup", "--hive", hive); !strings.Contains(r.stdout, "existing") {
+		t.Errorf("second setup: %s", r)
+	}
+
+	nc := testenv.Connect(t, s)
+	if err := nc.Publish("hive."+hive+".intake.worker.spawn", []byte(`{"job_id":"queued-1","worker_id":"w1","model_id":"m","device":"cpu","wait":"exec"}`)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	// Nothing ran it yet: no stored result.
+	wantCLI(t, runCLI(t, url, "job", "queued-1"), 3)
+
+	startAgent(t, s, hive)
+	r = mustCLI(t, url, "job", "queued-1", "-f", "--timeout", "30s")
+	if !strings.Contains(r.stderr, "worker_spawn_start") || !strings.Contains(r.stderr, "worker_spawned") ||
+		!strings.Contains(r.stdout, `"worker_id":"w1"`) {
+		t.Errorf("job -f: %s", r)
+	}
+	r = mustCLI(t, url, "job", "queued-1", "--json")
+	if !strings.Contains(r.stdout, `"ok":true`) || !strings.Contains(r.stdout, `"kind":"worker.spawn"`) {
+		t.Errorf("job --json: %s", r)
+	}
+	// A stored failure reads back as the agent's error, exit 1.
+	nc.Publish("hive."+hive+".intake.worker.delete", []byte(`{"job_id":"queued-2","worker_id":"nobody"}`))
+	nc.Flush()
+	r = runCLI(t, url, "job", "queued-2", "-f", "--timeout", "30s")
+	wantCLI(t, r, 1, "error: not_found")
+	mustCLI(t, url, "stop", "w1", "--hive", hive)
+	wantCLI(t, runCLI(t, url, "job", "never-ran"), 3, "never-ran")
+}
+
+// Without JetStream there is nothing stored: job and setup exit 3 saying so.
+func TestCLI_JobWithoutJetStream(t *testing.T) {
+	s := testenv.NATS(t)
+	wantCLI(t, runCLI(t, s.ClientURL(), "job", "j1", "--timeout", "5s"), 3)
+	wantCLI(t, runCLI(t, s.ClientURL(), "setup"), 3, "JetStream")
+}
