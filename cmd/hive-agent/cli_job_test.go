@@ -46,6 +46,12 @@ func TestCLI_SetupAndJob(t *testing.T) {
 	nc.Flush()
 	r = runCLI(t, url, "job", "queued-2", "-f", "--timeout", "30s")
 	wantCLI(t, r, 1, "error: not_found")
+	// A spawn from the CLI under a job id of the caller's, read back by it.
+	mustCLI(t, url, "spawn", "--hive", hive, "--model", "m", "--device", "cpu", "--id", "w3", "--wait", "exec", "--job", "cli-job")
+	if r := mustCLI(t, url, "job", "cli-job"); !strings.Contains(r.stderr, "worker_spawned") || !strings.Contains(r.stdout, `"worker_id":"w3"`) {
+		t.Errorf("job of a CLI spawn: %s", r)
+	}
+	mustCLI(t, url, "stop", "w3", "--hive", hive)
 	mustCLI(t, url, "stop", "w1", "--hive", hive)
 	wantCLI(t, runCLI(t, url, "job", "never-ran"), 3, "never-ran")
 }

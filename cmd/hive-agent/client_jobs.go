@@ -27,12 +27,18 @@ type spawnCmd struct {
 	Type        string `name:"type" help:"Worker type (default: the device's; or a type of the agent's catalog)."`
 	Wait        string `name:"wait" placeholder:"exec|alive|ready" help:"Answer once the process started (exec), stayed up for the alive window (alive) or answers its health check (ready). Default: the agent's --spawn-wait."`
 	QueenURL    string `name:"queen-url" help:"Queen URL for the worker (default: the agent's --queen-url)."`
+	Job         string `name:"job" help:"Job id for the narration and result subjects, to read back later with hive-agent job (default: a new UUID)."`
 	clientFlags `embed:""`
 }
 
 func (s *spawnCmd) check() error {
 	if err := s.checkIDs(nil); err != nil {
 		return err
+	}
+	if s.Job != "" {
+		if err := checkToken("--job", s.Job); err != nil {
+			return err
+		}
 	}
 	if s.ID != "" {
 		if err := checkToken("--id", s.ID); err != nil {
@@ -51,7 +57,7 @@ func (s *spawnCmd) check() error {
 }
 
 func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
-	req := client.SpawnRequest{ModelID: s.Model, Device: s.Device, WorkerID: s.ID, WorkerType: s.Type,
+	req := client.SpawnRequest{JobID: s.Job, ModelID: s.Model, Device: s.Device, WorkerID: s.ID, WorkerType: s.Type,
 		Port: s.Port, QueenURL: s.QueenURL, Wait: s.Wait}
 	if s.Wait == "ready" && s.Timeout > 0 {
 		// --timeout is then the agent's ready bound; the answer comes

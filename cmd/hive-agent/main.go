@@ -279,7 +279,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
 	}
 	if cfg.NATS.URL == "" {
-		log.Info("ready; try: nats req hive." + cfg.HiveID + ".worker.list ''")
+		log.Info("ready; try: hive-agent ls --hive " + cfg.HiveID + " (or: nats req hive." + cfg.HiveID + ".worker.list '')")
 	}
 
 	var runErr error
