@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,8 @@ const (
 	envPort       = markerPrefix + "PORT"
 	envBinary     = markerPrefix + "BINARY_PATH"
 	envLog        = markerPrefix + "LOG_PATH"
+	envHealthPath = markerPrefix + "HEALTH_PATH"
+	envReady      = markerPrefix + "READY_STATUS"
 )
 
 // marker is the parsed marker of one process.
@@ -37,6 +40,8 @@ func markerEnv(w Worker) []string {
 		envPort + "=" + strconv.Itoa(w.Port),
 		envBinary + "=" + w.BinaryPath,
 		envLog + "=" + w.LogPath,
+		envHealthPath + "=" + w.HealthPath,
+		envReady + "=" + strconv.Itoa(w.ReadyStatus),
 	}
 }
 
@@ -88,4 +93,13 @@ func (m marker) apply(w *Worker) {
 	w.Port, _ = strconv.Atoi(m[envPort])
 	w.BinaryPath = m[envBinary]
 	w.LogPath = m[envLog]
+	// Workers of an agent that predates these keys were probed on /health
+	// for 200.
+	w.HealthPath = m[envHealthPath]
+	if w.HealthPath == "" {
+		w.HealthPath = "/health"
+	}
+	if w.ReadyStatus, _ = strconv.Atoi(m[envReady]); w.ReadyStatus == 0 {
+		w.ReadyStatus = http.StatusOK
+	}
 }

@@ -184,6 +184,16 @@ type Spec struct {
 	QueenURL  string
 	JobID     string
 	CommandID string
+	// WorkerType is the worker's catalog type name; empty: Device.Type.
+	WorkerType WorkerType
+	// Command renders the worker's arguments (after the binary) and the
+	// environment it gets beyond what it inherits, once Start has chosen
+	// the port. Nil: the rbee worker arguments. See StartEnv for the order.
+	Command func(port int) (args, env []string, err error)
+	// HealthPath is the path readiness probes; empty: /health.
+	HealthPath string
+	// ReadyStatus is the health status that means ready; 0: 200.
+	ReadyStatus int
 }
 
 // Worker is one worker process as found in (or just put into) the process table.
@@ -203,6 +213,10 @@ type Worker struct {
 	BinaryPath string
 	LogPath    string
 	RSSBytes   uint64
+	// HealthPath and ReadyStatus say how the worker's readiness is probed;
+	// they travel in the marker so an adopted worker keeps them.
+	HealthPath  string
+	ReadyStatus int
 }
 
 // StartedAt is the process start time.
@@ -301,8 +315,11 @@ func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
 // CheckDevice reports whether d exists on this machine (ErrDeviceUnavailable when not).
 func (s *Spawner) CheckDevice(d Device) error { return s.cfg.Devices.Check(d) }
 
-// Resolve finds the binary for t in the worker directories, then PATH.
-func (s *Spawner) Resolve(t WorkerType) (string, error) { return Resolve(t, s.cfg.WorkerDirs) }
+// Resolve finds a worker binary: an absolute path as is, a file name in
+// the worker directories, then PATH.
+func (s *Spawner) Resolve(binary string) (string, error) {
+	return ResolveBinary(binary, s.cfg.WorkerDirs)
+}
 
 // LogTail returns the last n lines of the log at path.
 func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }

@@ -3,9 +3,9 @@ package spawner
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,17 +67,27 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 
 	w := Worker{
 		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
-		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.Device.Type, Port: port,
-		BinaryPath: spec.BinaryPath, LogPath: logPath,
+		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.WorkerType, Port: port,
+		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
 	}
-	args := []string{
-		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
-		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
+	if w.WorkerType == "" {
+		w.WorkerType = spec.Device.Type
+	}
+	if w.HealthPath == "" {
+		w.HealthPath = "/health"
+	}
+	if w.ReadyStatus == 0 {
+		w.ReadyStatus = http.StatusOK
+	}
+	args, env, err := spec.command(port)
+	if err != nil {
+		fmt.Fprintf(logFile, "--- hive-agent: cannot build the command of worker %s: %v\n", w.WorkerID, err)
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
 	}
 	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",
 		time.Now().UTC().Format(time.RFC3339Nano), w.WorkerID, w.HiveID, w.JobID, w.CommandID,
 		spec.BinaryPath, strings.Join(args, " "))
-	cmd, cgroup, err := s.exec(w, args, logFile)
+	cmd, cgroup, err := s.exec(w, args, StartEnv(os.Environ(), env, w), logFile)
 	if err != nil {
 		fmt.Fprintf(logFile, "--- hive-agent: start failed: %v\n", err)
 		return nil, fmt.Errorf("%w: start %s: %v", ErrSpawn, spec.BinaryPath, err)
@@ -108,10 +118,10 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 // exec starts the worker's process, in its cgroup when there is one. When
 // the kernel refuses to start it in the cgroup (clone3 missing or denied),
 // it starts it without one, contained by its process group.
-func (s *Spawner) exec(w Worker, args []string, logFile *os.File) (*exec.Cmd, string, error) {
+func (s *Spawner) exec(w Worker, args, env []string, logFile *os.File) (*exec.Cmd, string, error) {
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command(w.BinaryPath, args...)
-		cmd.Env = append(workerEnv(os.Environ()), markerEnv(w)...)
+		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		return cmd
