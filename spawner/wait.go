@@ -87,11 +87,11 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 	last := "no answer yet"
 	start := time.Now()
 	lastProgress, lastSize := start, logSize(h.LogPath)
-	nextReport := start.Add(r.ProgressEvery)
+	nextReport, nextProbe := start.Add(r.ProgressEvery), start.Add(interval)
 	for {
-		wait := interval
-		if r.OnProgress != nil {
-			wait = min(wait, max(time.Until(nextReport), time.Millisecond))
+		wake := nextProbe
+		if r.OnProgress != nil && nextReport.Before(wake) {
+			wake = nextReport
 		}
 		select {
 		case <-h.done:
@@ -102,7 +102,7 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 					ErrNotReady, h.HealthURL(), h.readyStatus(), r.Timeout, last)
 			}
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(max(time.Until(wake), 0)):
 		}
 		now := time.Now()
 		if r.OnProgress != nil && !now.Before(nextReport) {
@@ -114,7 +114,7 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 			r.OnProgress(now.Sub(start), line)
 			nextReport = now.Add(r.ProgressEvery)
 		}
-		if wait < interval {
+		if now.Before(nextProbe) {
 			continue // only a report was due
 		}
 		code, status := probe(ctx, client, h.HealthURL())
@@ -131,6 +131,7 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 				ErrNotReady, h.WorkerID, r.StallTimeout, h.HealthURL(), last, time.Since(start).Round(time.Millisecond), strings.Join(tail, "\n"))
 		}
 		interval = min(interval*2, time.Second)
+		nextProbe = time.Now().Add(interval)
 	}
 }
 
