@@ -38,3 +38,16 @@ func StartEnv(agent, extra []string, w Worker) []string {
 	}
 	return out
 }
+
+// shellWords joins args for the log, quoting those that a reader would
+// otherwise split (spaces, quotes, empty), so one argument reads as one.
+func shellWords(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\") {
+			out[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
+}

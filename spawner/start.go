@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
@@ -86,7 +85,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",
 		time.Now().UTC().Format(time.RFC3339Nano), w.WorkerID, w.HiveID, w.JobID, w.CommandID,
-		spec.BinaryPath, strings.Join(args, " "))
+		spec.BinaryPath, shellWords(args))
 	cmd, cgroup, err := s.exec(w, args, StartEnv(os.Environ(), env, w), logFile)
 	if err != nil {
 		fmt.Fprintf(logFile, "--- hive-agent: start failed: %v\n", err)
