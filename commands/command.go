@@ -50,6 +50,9 @@ type Spawner interface {
 	ReadLog(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
 	// LogPathOf is where the worker with this id logs, running or not.
 	LogPathOf(workerID string) string
+	// CancelRestart cancels a failed worker's pending restart and reports
+	// whether there was one.
+	CancelRestart(workerID string) bool
 }
 
 // Events publishes the lifecycle events commands cause. Implementations

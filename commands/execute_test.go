@@ -29,6 +29,9 @@ type fakeSpawner struct {
 	ReadLogFunc     func(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
 }
 
+// CancelRestart finds no pending restart.
+func (f *fakeSpawner) CancelRestart(string) bool { return false }
+
 var _ commands.Spawner = (*fakeSpawner)(nil)
 
 func (f *fakeSpawner) unexpected(name string) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -25,6 +26,7 @@ const (
 const (
 	MaxModelIDLen    = 512
 	MaxWaitTimeoutMS = 3_600_000
+	MaxRestarts      = 1000
 )
 
 // Spawn starts a worker.
@@ -38,6 +40,9 @@ type Spawn struct {
 	QueenURL      string `json:"queen_url"`
 	Wait          string `json:"wait"`
 	WaitTimeoutMS *int64 `json:"wait_timeout_ms"`
+	// Restart and MaxRestarts override the worker type's restart policy.
+	Restart     string `json:"restart"`
+	MaxRestarts *int   `json:"max_restarts"`
 
 	device spawner.Device
 }
@@ -92,6 +97,14 @@ func (c *Spawn) validate() *Error {
 	}
 	if c.WaitTimeoutMS != nil && (*c.WaitTimeoutMS < 1 || *c.WaitTimeoutMS > MaxWaitTimeoutMS) {
 		return BadRequest("wait_timeout_ms", "%d: want 1-%d", *c.WaitTimeoutMS, MaxWaitTimeoutMS)
+	}
+	switch c.Restart {
+	case "", catalog.RestartNo, catalog.RestartOnFailure:
+	default:
+		return BadRequest("restart", "%q: want \"no\" or \"on-failure\"", c.Restart)
+	}
+	if c.MaxRestarts != nil && (*c.MaxRestarts < 0 || *c.MaxRestarts > MaxRestarts) {
+		return BadRequest("max_restarts", "%d: want 0-%d", *c.MaxRestarts, MaxRestarts)
 	}
 	return nil
 }

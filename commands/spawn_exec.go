@@ -74,6 +74,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		Port: c.Port, QueenURL: queen, JobID: c.JobID, CommandID: c.CommandID,
 		WorkerType: spawner.WorkerType(typ.Name), HealthPath: typ.HealthPath, ReadyStatus: typ.ReadyStatus,
 		Command: func(port int) ([]string, []string, error) { return typ.Render(c.params(hiveID, queen, port)) },
+		Restart: c.restartPolicy(typ),
 	})
 	var running *spawner.RunningError
 	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
@@ -138,6 +139,18 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 	n.Narrate("worker_ready", LevelInfo,
 		fmt.Sprintf("Worker %s answers on %s.", h.WorkerID, h.HealthURL()), Fields{WorkerID: h.WorkerID, PID: h.PID})
 	return nil
+}
+
+// restartPolicy is the type's restart policy with the request's overrides.
+func (c *Spawn) restartPolicy(typ catalog.Type) spawner.RestartPolicy {
+	if firstOf(c.Restart, typ.Restart) != catalog.RestartOnFailure {
+		return spawner.RestartPolicy{}
+	}
+	p := spawner.RestartPolicy{OnFailure: true, Max: typ.MaxRestarts}
+	if c.MaxRestarts != nil {
+		p.Max = *c.MaxRestarts
+	}
+	return p
 }
 
 func firstOf(ss ...string) string {

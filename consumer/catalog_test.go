@@ -168,3 +168,63 @@ func TestConsumer_CatalogStallAndProgress(t *testing.T) {
 	}
 	a.must(t, "delete", `{"worker_id":"slow"}`, nil)
 }
+
+// A failing worker under restart: on-failure is started again with the
+// same id, model, device and port, up to max_restarts, each exit and start
+// published and narrated on the spawning job; a delete during the backoff
+// ends it.
+func TestConsumer_RestartOnFailure(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = 50 * time.Millisecond })
+	started := a.watch(t, "hive."+a.hive+".events.worker.started")
+	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
+	narr := a.watch(t, "job.j-flaky.narration")
+	var sp commands.SpawnResult
+	a.must(t, "spawn", `{"job_id":"j-flaky","worker_id":"flaky","model_id":"m@crash-after=200ms","device":"cpu","wait":"exec","restart":"on-failure","max_restarts":2}`, &sp)
+	exits := exited.waitFor(t, "three exits", exited.count(3))
+	starts := started.waitFor(t, "three starts", started.count(3))
+	for i, raw := range starts {
+		var ev consumer.StartedEvent
+		if err := json.Unmarshal(raw, &ev); err != nil || ev.Restart != i || ev.WorkerID != "flaky" || ev.Port != sp.Port || ev.ModelID != "m@crash-after=200ms" {
+			t.Errorf("start %d: %s; want restart %d on port %d", i, raw, i, sp.Port)
+		}
+	}
+	for i, raw := range exits {
+		var ev consumer.ExitedEvent
+		want := (i + 1) % 3 // restarts 1, 2, then none
+		if err := json.Unmarshal(raw, &ev); err != nil || ev.Restart != want || ev.ExitCode == nil || *ev.ExitCode != 3 {
+			t.Errorf("exit %d: %s; want restart %d", i, raw, want)
+		}
+	}
+	evs := events(t, narr.waitFor(t, "narration of the last exit", func(msgs [][]byte) bool {
+		return strings.Contains(joinMsgs(msgs), "Not restarting it")
+	}))
+	var got []string
+	for _, e := range evs {
+		switch e.Action {
+		case "worker_process_started", "worker_exited", "worker_restarted":
+			got = append(got, e.Action)
+		}
+	}
+	want := []string{"worker_process_started", "worker_exited", "worker_restarted", "worker_exited", "worker_restarted", "worker_exited"}
+	if !slices.Equal(got, want) {
+		t.Errorf("narration %v, want %v", got, want)
+	}
+	r := a.req(t, "delete", `{"worker_id":"flaky"}`)
+	wantError(t, r, commands.CodeNotFound, "")
+
+	// A delete while the restart waits for its backoff ends the restarts.
+	b := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = 50 * time.Second })
+	bExited := b.watch(t, "hive."+b.hive+".events.worker.exited")
+	bStarted := b.watch(t, "hive."+b.hive+".events.worker.started")
+	b.must(t, "spawn", `{"worker_id":"w","model_id":"m@crash","device":"cpu","wait":"exec","restart":"on-failure"}`, nil)
+	bExited.waitFor(t, "exit", bExited.count(1))
+	var del commands.DeleteResult
+	b.must(t, "delete", `{"worker_id":"w"}`, &del)
+	if !del.RestartCancelled {
+		t.Errorf("delete during backoff: %+v, want restart_cancelled", del)
+	}
+	wantError(t, b.req(t, "delete", `{"worker_id":"w"}`), commands.CodeNotFound, "")
+	if n := len(bStarted.snapshot()); n != 1 {
+		t.Errorf("got %d started events, want 1 (no restart after the delete)", n)
+	}
+}

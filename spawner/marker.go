@@ -23,6 +23,9 @@ const (
 	envLog        = markerPrefix + "LOG_PATH"
 	envHealthPath = markerPrefix + "HEALTH_PATH"
 	envReady      = markerPrefix + "READY_STATUS"
+	envRestart    = markerPrefix + "RESTART"
+	envMaxRestart = markerPrefix + "MAX_RESTARTS"
+	envRestarts   = markerPrefix + "RESTARTS"
 )
 
 // marker is the parsed marker of one process.
@@ -42,7 +45,17 @@ func markerEnv(w Worker) []string {
 		envLog + "=" + w.LogPath,
 		envHealthPath + "=" + w.HealthPath,
 		envReady + "=" + strconv.Itoa(w.ReadyStatus),
+		envRestart + "=" + restartName(w.Restart),
+		envMaxRestart + "=" + strconv.Itoa(w.Restart.Max),
+		envRestarts + "=" + strconv.Itoa(w.Restarts),
 	}
+}
+
+func restartName(p RestartPolicy) string {
+	if p.OnFailure {
+		return "on-failure"
+	}
+	return "no"
 }
 
 // workerEnv is the agent's environment without its configuration: no
@@ -102,4 +115,7 @@ func (m marker) apply(w *Worker) {
 	if w.ReadyStatus, _ = strconv.Atoi(m[envReady]); w.ReadyStatus == 0 {
 		w.ReadyStatus = http.StatusOK
 	}
+	w.Restart.OnFailure = m[envRestart] == "on-failure"
+	w.Restart.Max, _ = strconv.Atoi(m[envMaxRestart])
+	w.Restarts, _ = strconv.Atoi(m[envRestarts])
 }

@@ -68,6 +68,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
 		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.WorkerType, Port: port,
 		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
+		Restart: spec.Restart, Restarts: spec.attempt,
 	}
 	if w.WorkerType == "" {
 		w.WorkerType = spec.Device.Type
@@ -103,7 +104,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		pidfd = -1
 	}
 	s.mu.Lock()
-	h := &Handle{Worker: w, done: make(chan struct{})}
+	h := &Handle{Worker: w, spec: spec, done: make(chan struct{})}
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)
@@ -192,8 +193,11 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
+	attempt, delay, restart := 0, time.Duration(0), false
 	if !s.exited(h.PID) {
 		h.exit.Leftovers = s.stopLeftovers(h.Worker, cgroup)
+		attempt, delay, restart = s.planRestart(h)
+		h.exit.Restart, h.exit.RestartIn = attempt, delay
 	} else {
 		removeCgroup(cgroup)
 	}
@@ -203,4 +207,7 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 		s.cfg.OnExit(h.Worker, h.exit)
 	}
 	close(h.done)
+	if restart {
+		s.scheduleRestart(h, attempt, delay)
+	}
 }
