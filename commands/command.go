@@ -8,6 +8,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
 )
 
@@ -36,7 +37,9 @@ type Command interface {
 type Spawner interface {
 	HiveID() string
 	CheckDevice(spawner.Device) error
-	Resolve(spawner.WorkerType) (string, error)
+	// Resolve finds a worker binary: an absolute path, or a file name
+	// looked up in the worker directories and PATH.
+	Resolve(binary string) (string, error)
 	Start(ctx context.Context, spec spawner.Spec) (*spawner.Handle, error)
 	List(ctx context.Context) ([]spawner.Worker, error)
 	Find(ctx context.Context, workerID string) (spawner.Worker, error)
@@ -47,6 +50,9 @@ type Spawner interface {
 	ReadLog(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
 	// LogPathOf is where the worker with this id logs, running or not.
 	LogPathOf(workerID string) string
+	// CancelRestart cancels a failed worker's pending restart and reports
+	// whether there was one.
+	CancelRestart(workerID string) bool
 }
 
 // Events publishes the lifecycle events commands cause. Implementations
@@ -88,6 +94,9 @@ type Defaults struct {
 	Wait         string
 	AliveWindow  time.Duration
 	ReadyTimeout time.Duration
+	// ProgressInterval is how often a wait for ready narrates that the
+	// worker is still loading; 0: every 5 s.
+	ProgressInterval time.Duration
 }
 
 // Deps is what Execute runs with.
@@ -97,6 +106,8 @@ type Deps struct {
 	// Events may be nil: then no lifecycle events are published.
 	Events   Events
 	Defaults Defaults
+	// Catalog holds the worker types; nil: catalog.Builtin().
+	Catalog *catalog.Catalog
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,11 +57,20 @@ type DeleteResult struct {
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
+	// RestartCancelled is true when the worker had failed and was waiting
+	// for its restart, which the delete cancelled.
+	RestartCancelled bool `json:"restart_cancelled,omitempty"`
 }
 
 // Execute stops the worker.
 func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	grace := time.Duration(*c.GraceMS) * time.Millisecond
+	// First, so a failed worker is not started again behind the delete.
+	cancelled := d.Spawner.CancelRestart(c.WorkerID)
+	if cancelled {
+		d.Narrator.Narrate("worker_restart_cancelled", LevelInfo,
+			fmt.Sprintf("Worker %s had failed and was waiting to be restarted; it will not be.", c.WorkerID), Fields{WorkerID: c.WorkerID})
+	}
 	first := true
 	// The spawner calls onSignal right before each signal, from one goroutine.
 	res, err := d.Spawner.Stop(ctx, c.WorkerID, grace, func(sig string, w spawner.Worker) {
@@ -74,8 +84,11 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})
 	})
+	if cancelled && errors.Is(err, spawner.ErrWorkerNotFound) {
+		return DeleteResult{WorkerID: c.WorkerID, RestartCancelled: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	return DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS}, nil
+	return DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}, nil
 }

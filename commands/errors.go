@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
 )
 
@@ -57,6 +58,7 @@ var codes = []struct {
 	{spawner.ErrSpawn, CodeSpawnFailed},
 	{spawner.ErrWorkerExited, CodeWorkerExited},
 	{spawner.ErrNotReady, CodeNotReady},
+	{catalog.ErrDeviceNotAccepted, CodeDeviceUnavailable},
 }
 
 // ToError turns any error from a command into the *Error sent on the wire.

@@ -20,7 +20,7 @@ type fakeSpawner struct {
 	t *testing.T
 
 	CheckDeviceFunc func(spawner.Device) error
-	ResolveFunc     func(spawner.WorkerType) (string, error)
+	ResolveFunc     func(binary string) (string, error)
 	StartFunc       func(ctx context.Context, spec spawner.Spec) (*spawner.Handle, error)
 	ListFunc        func(ctx context.Context) ([]spawner.Worker, error)
 	FindFunc        func(ctx context.Context, workerID string) (spawner.Worker, error)
@@ -28,6 +28,9 @@ type fakeSpawner struct {
 	LogTailFunc     func(w spawner.Worker, n int) ([]string, error)
 	ReadLogFunc     func(w spawner.Worker, q spawner.LogQuery) (spawner.LogRead, error)
 }
+
+// CancelRestart finds no pending restart.
+func (f *fakeSpawner) CancelRestart(string) bool { return false }
 
 var _ commands.Spawner = (*fakeSpawner)(nil)
 
@@ -45,7 +48,7 @@ func (f *fakeSpawner) CheckDevice(d spawner.Device) error {
 	return f.CheckDeviceFunc(d)
 }
 
-func (f *fakeSpawner) Resolve(t spawner.WorkerType) (string, error) {
+func (f *fakeSpawner) Resolve(t string) (string, error) {
 	if f.ResolveFunc == nil {
 		f.unexpected("Resolve")
 	}
@@ -198,7 +201,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var gotDevice spawner.Device
-			var gotType spawner.WorkerType
+			var gotType string
 			resolved := false
 			sp := &fakeSpawner{
 				t: t,
@@ -206,7 +209,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 					gotDevice = d
 					return tt.deviceErr
 				},
-				ResolveFunc: func(wt spawner.WorkerType) (string, error) {
+				ResolveFunc: func(wt string) (string, error) {
 					resolved = true
 					gotType = wt
 					return "", tt.resolveErr
@@ -226,7 +229,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			if resolved != tt.wantResolve {
 				t.Errorf("got Resolve called: %v, want %v", resolved, tt.wantResolve)
 			}
-			if tt.wantResolve && gotType != tt.wantDevice.Type {
+			if tt.wantResolve && gotType != tt.wantDevice.Type.Binary() {
 				t.Errorf("got Resolve(%q), want %q", gotType, tt.wantDevice.Type)
 			}
 			if got := n.actions(); len(got) != 0 {
@@ -293,7 +296,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			sp := &fakeSpawner{
 				t:               t,
 				CheckDeviceFunc: func(spawner.Device) error { return nil },
-				ResolveFunc:     func(spawner.WorkerType) (string, error) { return "/bin/cpu-llm-worker-rbee", nil },
+				ResolveFunc:     func(string) (string, error) { return "/bin/cpu-llm-worker-rbee", nil },
 				StartFunc: func(_ context.Context, spec spawner.Spec) (*spawner.Handle, error) {
 					specs = append(specs, spec)
 					return nil, fmt.Errorf("start: %w", &spawner.RunningError{Worker: running})
@@ -310,6 +313,14 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			if want.CommandID == "" {
 				want.CommandID = cmd.Env().CommandID
 			}
+			want.WorkerType, want.HealthPath, want.ReadyStatus = spawner.CPU, "/health", 200
+			// The built-in type renders exactly the rbee worker's arguments.
+			args, env, rerr := specs[0].Command(9105)
+			wantArgs := []string{"--worker-id", "w1", "--model", "m", "--device", "cpu", "--port", "9105", "--queen-url", want.QueenURL}
+			if rerr != nil || !reflect.DeepEqual(args, wantArgs) || len(env) != 0 {
+				t.Errorf("got Command(9105) = %q, %q, %v; want %q and no environment", args, env, rerr, wantArgs)
+			}
+			specs[0].Command = nil
 			if !reflect.DeepEqual(specs[0], want) {
 				t.Errorf("got Start(%+v), want %+v", specs[0], want)
 			}

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/google/uuid"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -26,6 +26,7 @@ const (
 const (
 	MaxModelIDLen    = 512
 	MaxWaitTimeoutMS = 3_600_000
+	MaxRestarts      = 1000
 )
 
 // Spawn starts a worker.
@@ -39,6 +40,9 @@ type Spawn struct {
 	QueenURL      string `json:"queen_url"`
 	Wait          string `json:"wait"`
 	WaitTimeoutMS *int64 `json:"wait_timeout_ms"`
+	// Restart and MaxRestarts override the worker type's restart policy.
+	Restart     string `json:"restart"`
+	MaxRestarts *int   `json:"max_restarts"`
 
 	device spawner.Device
 }
@@ -59,11 +63,11 @@ func (c *Spawn) validate() *Error {
 		return BadRequest("model_id", "contains a control character")
 	}
 	if c.Device == "" {
-		return BadRequest("device", "required: cpu, CPU-N, cuda:N, GPU-N or metal")
+		return BadRequest("device", "required: %s", spawner.DeviceSyntax)
 	}
 	d, err := spawner.ParseDevice(c.Device)
 	if err != nil {
-		return BadRequest("device", "%q: want cpu, CPU-N, cuda:N, GPU-N or metal", c.Device)
+		return BadRequest("device", "%q: want %s", c.Device, spawner.DeviceSyntax)
 	}
 	c.device = d
 	if c.WorkerID == "" {
@@ -71,14 +75,11 @@ func (c *Spawn) validate() *Error {
 	} else if err := subjects.ValidToken(c.WorkerID); err != nil {
 		return BadRequest("worker_id", "%q %v", c.WorkerID, err)
 	}
+	// Which types exist is the catalog's to say, when the command runs;
+	// the name travels in events and markers, so it must be a token.
 	if c.WorkerType != "" {
-		switch spawner.WorkerType(c.WorkerType) {
-		case spawner.CPU, spawner.CUDA, spawner.Metal:
-		default:
-			return BadRequest("worker_type", "%q: want cpu-llm, cuda-llm or metal-llm", c.WorkerType)
-		}
-		if spawner.WorkerType(c.WorkerType) != d.Type {
-			return BadRequest("worker_type", "%q does not match device %q (which needs %s)", c.WorkerType, c.Device, d.Type)
+		if err := subjects.ValidToken(c.WorkerType); err != nil {
+			return BadRequest("worker_type", "%q %v", c.WorkerType, err)
 		}
 	}
 	if c.Port != 0 && (c.Port < 1024 || c.Port > 65535) {
@@ -96,6 +97,14 @@ func (c *Spawn) validate() *Error {
 	}
 	if c.WaitTimeoutMS != nil && (*c.WaitTimeoutMS < 1 || *c.WaitTimeoutMS > MaxWaitTimeoutMS) {
 		return BadRequest("wait_timeout_ms", "%d: want 1-%d", *c.WaitTimeoutMS, MaxWaitTimeoutMS)
+	}
+	switch c.Restart {
+	case "", catalog.RestartNo, catalog.RestartOnFailure:
+	default:
+		return BadRequest("restart", "%q: want \"no\" or \"on-failure\"", c.Restart)
+	}
+	if c.MaxRestarts != nil && (*c.MaxRestarts < 0 || *c.MaxRestarts > MaxRestarts) {
+		return BadRequest("max_restarts", "%d: want 0-%d", *c.MaxRestarts, MaxRestarts)
 	}
 	return nil
 }
@@ -132,68 +141,6 @@ func spawnResultOf(w spawner.Worker, wait string, existing bool) SpawnResult {
 		ModelID: w.ModelID, BinaryPath: w.BinaryPath, LogPath: w.LogPath,
 		StartedAt: FormatTime(w.StartedAt()), Wait: wait, Existing: existing,
 	}
-}
-
-// Execute checks the device, resolves the binary, starts the worker and
-// waits as asked.
-func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
-	n := d.Narrator
-	wait := c.Wait
-	if wait == "" {
-		wait = d.Defaults.Wait
-	}
-	if err := d.Spawner.CheckDevice(c.device); err != nil {
-		return nil, err
-	}
-	bin, err := d.Spawner.Resolve(c.device.Type)
-	if err != nil {
-		return nil, err
-	}
-	n.Narrate("worker_binary_resolved", LevelInfo,
-		fmt.Sprintf("Using %s worker binary %s for device %s.", c.device.Type, bin, c.Device), Fields{WorkerID: c.WorkerID})
-	queen := c.QueenURL
-	if queen == "" {
-		queen = d.Defaults.QueenURL
-	}
-	h, err := d.Spawner.Start(ctx, spawner.Spec{
-		WorkerID: c.WorkerID, ModelID: c.ModelID, Device: c.device, BinaryPath: bin,
-		Port: c.Port, QueenURL: queen, JobID: c.JobID, CommandID: c.CommandID,
-	})
-	var running *spawner.RunningError
-	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
-		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {
-		w := running.Worker
-		n.Narrate("worker_already_running", LevelInfo,
-			fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started and nothing waited for (the first command's outcome goes to job.%s.result).",
-				w.WorkerID, w.PID, c.CommandID, w.JobID), Fields{WorkerID: w.WorkerID, PID: w.PID})
-		return spawnResultOf(w, WaitExec, true), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	// worker_process_started is narrated by the spawner's OnStart hook, so
-	// that it always comes before a worker_exited of the same worker.
-	switch wait {
-	case WaitAlive:
-		if err := h.WaitAlive(ctx, d.Defaults.AliveWindow); err != nil {
-			return nil, interrupted(err, h)
-		}
-		n.Narrate("worker_alive", LevelInfo,
-			fmt.Sprintf("Worker %s stayed up for %s.", h.WorkerID, d.Defaults.AliveWindow), Fields{WorkerID: h.WorkerID, PID: h.PID})
-	case WaitReady:
-		timeout := d.Defaults.ReadyTimeout
-		if c.WaitTimeoutMS != nil {
-			timeout = time.Duration(*c.WaitTimeoutMS) * time.Millisecond
-		}
-		n.Narrate("worker_waiting_ready", LevelInfo,
-			fmt.Sprintf("Waiting up to %s for %s to answer 200.", timeout, h.HealthURL()), Fields{WorkerID: h.WorkerID, PID: h.PID})
-		if err := h.WaitReady(ctx, timeout); err != nil {
-			return nil, interrupted(err, h)
-		}
-		n.Narrate("worker_ready", LevelInfo,
-			fmt.Sprintf("Worker %s answers on %s.", h.WorkerID, h.HealthURL()), Fields{WorkerID: h.WorkerID, PID: h.PID})
-	}
-	return spawnResultOf(h.Worker, wait, false), nil
 }
 
 // interrupted explains a wait cut short by the agent itself (shutdown):

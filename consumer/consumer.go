@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/metrics"
@@ -51,6 +52,8 @@ type Config struct {
 	Version  string
 	Spawner  commands.Spawner
 	Defaults commands.Defaults
+	// Catalog holds the worker types spawns may name; nil: the built-in ones.
+	Catalog *catalog.Catalog
 	// MaxInFlight bounds the commands run at once; beyond it callers get busy.
 	MaxInFlight int
 	// RepublishWindow is how far back before a lost connection was noticed

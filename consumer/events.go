@@ -23,6 +23,10 @@ type StartedEvent struct {
 	Device     string `json:"device"`
 	WorkerType string `json:"worker_type"`
 	StartedAt  string `json:"started_at"`
+	// Restart is which restart of its spawn this start is (the worker's
+	// restart policy started it again after a failure); absent for the
+	// spawn's own start.
+	Restart int `json:"restart,omitempty"`
 }
 
 // ExitedEvent is published on hive.<hive_id>.events.worker.exited.
@@ -42,6 +46,10 @@ type ExitedEvent struct {
 	LeftoversStopped int `json:"leftovers_stopped,omitempty"`
 	// Adopted is true for a worker started by an earlier run of the agent.
 	Adopted bool `json:"adopted,omitempty"`
+	// Restart is the restart that follows after RestartInMS (the worker's
+	// restart policy starts it again); absent when none does.
+	Restart     int   `json:"restart,omitempty"`
+	RestartInMS int64 `json:"restart_in_ms,omitempty"`
 }
 
 // StoppingEvent is published on hive.<hive_id>.events.worker.stopping
@@ -95,13 +103,19 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 	// Narrated here, before the spawner can report the worker's exit, so
 	// worker_process_started always precedes worker_exited on the job.
 	n := c.narrator(j, w.CommandID)
-	n.Narrate("worker_process_started", commands.LevelInfo,
-		fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", w.WorkerID, w.PID, w.Port, w.LogPath),
-		commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
+	if w.Restarts > 0 {
+		n.Narrate("worker_restarted", commands.LevelWarn,
+			fmt.Sprintf("Restarted worker %s (restart %d of %d) as pid %d on port %d.", w.WorkerID, w.Restarts, w.Restart.Max, w.PID, w.Port),
+			commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
+	} else {
+		n.Narrate("worker_process_started", commands.LevelInfo,
+			fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", w.WorkerID, w.PID, w.Port, w.LogPath),
+			commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
+	}
 	c.publishEvent(subjects.EventStarted, StartedEvent{
 		HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID, Port: w.Port,
 		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),
-		StartedAt: commands.FormatTime(w.StartedAt()),
+		StartedAt: commands.FormatTime(w.StartedAt()), Restart: w.Restarts,
 	})
 }
 
@@ -115,7 +129,8 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 		tail = []string{}
 	}
 	ev := ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
-		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers, Adopted: e.Adopted}
+		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers, Adopted: e.Adopted,
+		Restart: e.Restart, RestartInMS: e.RestartIn.Milliseconds()}
 	level := commands.LevelInfo
 	if e.Signal == "" && e.Code >= 0 {
 		code := e.Code
@@ -145,6 +160,12 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	human := fmt.Sprintf("Worker %s (pid %d) %s after %d ms.", w.WorkerID, w.PID, e, e.RanMS)
 	if e.Leftovers > 0 {
 		human += fmt.Sprintf(" It left %d process(es) of its group running; the agent stopped them.", e.Leftovers)
+	}
+	switch {
+	case e.Restart > 0:
+		human += fmt.Sprintf(" Restarting it in %s (restart %d of %d); a delete cancels that.", e.RestartIn, e.Restart, w.Restart.Max)
+	case w.Restart.OnFailure && (e.Signal != "" || e.Code != 0) && w.Restarts >= w.Restart.Max:
+		human += fmt.Sprintf(" Not restarting it: it was restarted %d time(s), its max_restarts.", w.Restarts)
 	}
 	n.Narrate("worker_exited", level, human, commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
 }

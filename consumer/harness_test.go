@@ -45,6 +45,8 @@ type agentOpts struct {
 	portMin     int
 	portMax     int
 	devices     spawner.DeviceProbe
+	// restartBackoff is the spawner's first restart backoff; 0: its default.
+	restartBackoff time.Duration
 	// url and natsOpts, when set, are how the agent connects (the client
 	// always connects to s directly).
 	url      string
@@ -103,7 +105,7 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	t.Cleanup(a.client.Close)
 	a.sp, err = spawner.New(spawner.Config{
 		HiveID: o.hive, WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
-		Devices: o.devices, Logger: log,
+		Devices: o.devices, Logger: log, RestartBackoff: o.restartBackoff,
 		OnStart: func(w spawner.Worker) { a.cons.WorkerStarted(w) },
 		OnExit:  func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
 	})

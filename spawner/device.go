@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,20 +28,34 @@ const (
 // Binary is the file name of the worker binary for t.
 func (t WorkerType) Binary() string { return string(t) + "-worker-rbee" }
 
-// Device is a parsed device string: cpu, CPU-N, cuda:N, GPU-N or metal.
+// Device is a parsed device string: cpu, CPU-N, cuda:N, GPU-N, GPU-<uuid>
+// or metal.
 type Device struct {
 	Raw   string
 	Type  WorkerType
-	Index int // -1 when the device names no index (cpu, metal)
+	Index int // -1 when the device names no index (cpu, metal, GPU-<uuid>)
+	// UUID is the GPU's UUID for a GPU-<uuid> device, as `nvidia-smi -L`
+	// prints it (GPU-f6a4b594-...); empty otherwise.
+	UUID string
 }
 
-var deviceRe = regexp.MustCompile(`^(?:(cpu)|CPU-([0-9]{1,4})|cuda:([0-9]{1,4})|GPU-([0-9]{1,4})|(metal))$`)
+var (
+	deviceRe  = regexp.MustCompile(`^(?:(cpu)|CPU-([0-9]{1,4})|cuda:([0-9]{1,4})|GPU-([0-9]{1,4})|(metal))$`)
+	gpuUUIDRe = regexp.MustCompile(`^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	smiUUIDRe = regexp.MustCompile(`\(UUID: (GPU-[0-9a-f-]+)\)`)
+)
+
+// DeviceSyntax is what a device string may be, for messages.
+const DeviceSyntax = "cpu, CPU-N, cuda:N, GPU-N, GPU-<uuid> (as nvidia-smi -L prints it) or metal"
 
 // ParseDevice checks the syntax of a device string and picks its worker type.
 func ParseDevice(s string) (Device, error) {
+	if gpuUUIDRe.MatchString(s) {
+		return Device{Raw: s, Type: CUDA, Index: -1, UUID: s}, nil
+	}
 	m := deviceRe.FindStringSubmatch(s)
 	if m == nil {
-		return Device{}, fmt.Errorf("device %q: want cpu, CPU-N, cuda:N, GPU-N or metal", s)
+		return Device{}, fmt.Errorf("device %q: want %s", s, DeviceSyntax)
 	}
 	d := Device{Raw: s, Index: -1}
 	switch {
@@ -108,6 +123,9 @@ func (p DeviceProbe) Check(d Device) error {
 	case CUDA:
 		if goos == "darwin" {
 			return fmt.Errorf("%w: %s: CUDA is not available on macOS", ErrDeviceUnavailable, d.Raw)
+		}
+		if d.UUID != "" {
+			return p.checkUUID(d)
 		}
 		n, where, err := p.CountGPUs()
 		if err != nil {
@@ -189,8 +207,18 @@ func VisibleDevices(v string) int {
 
 // Resolve finds the binary for t: the first executable <type>-worker-rbee
 // in dirs, then in PATH. The error says every place it looked.
-func Resolve(t WorkerType, dirs []string) (string, error) {
-	name := t.Binary()
+func Resolve(t WorkerType, dirs []string) (string, error) { return ResolveBinary(t.Binary(), dirs) }
+
+// ResolveBinary finds the worker binary name: an absolute path is used as
+// is when it is executable; a file name is looked up in dirs, then in PATH.
+// The error says every place it looked.
+func ResolveBinary(name string, dirs []string) (string, error) {
+	if filepath.IsAbs(name) {
+		if isExecutable(name) {
+			return filepath.Clean(name), nil
+		}
+		return "", fmt.Errorf("%w: %s is not an executable file", ErrBinaryNotFound, name)
+	}
 	for _, d := range dirs {
 		p := filepath.Join(d, name)
 		if isExecutable(p) {
@@ -216,4 +244,56 @@ func Resolve(t WorkerType, dirs []string) (string, error) {
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// checkUUID confirms that the GPU named by its UUID is on this machine:
+// `nvidia-smi -L` lists it, or, without nvidia-smi, a driver entry under
+// /proc/driver/nvidia/gpus names it.
+func (p DeviceProbe) checkUUID(d Device) error {
+	uuids, where, err := p.GPUUUIDs()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDeviceUnavailable, d.Raw, err)
+	}
+	if !slices.Contains(uuids, d.UUID) {
+		return fmt.Errorf("%w: %s: no such GPU (%s lists %s)", ErrDeviceUnavailable, d.Raw, where, strings.Join(uuids, ", "))
+	}
+	return nil
+}
+
+// GPUUUIDs lists the UUIDs of this machine's NVIDIA GPUs, from
+// `nvidia-smi -L` or, when that fails, the driver's information files.
+func (p DeviceProbe) GPUUUIDs() (uuids []string, where string, err error) {
+	smi := p.NvidiaSMI
+	if smi == "" {
+		smi = "nvidia-smi"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), SMITimeout)
+	out, smiErr := exec.CommandContext(ctx, smi, "-L").Output()
+	cancel()
+	if smiErr == nil {
+		for _, m := range smiUUIDRe.FindAllStringSubmatch(string(out), -1) {
+			uuids = append(uuids, m[1])
+		}
+		return uuids, smi + " -L", nil
+	}
+	dir := p.NvidiaProcDir
+	if dir == "" {
+		dir = "/proc/driver/nvidia/gpus"
+	}
+	infos, _ := filepath.Glob(filepath.Join(dir, "*", "information"))
+	if len(infos) == 0 {
+		return nil, "", fmt.Errorf("no NVIDIA driver found (%s -L: %v; no %s/*/information)", smi, smiErr, dir)
+	}
+	for _, f := range infos {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "GPU UUID" {
+				uuids = append(uuids, strings.TrimSpace(v))
+			}
+		}
+	}
+	return uuids, dir, nil
 }

@@ -123,6 +123,10 @@ func TestParseDevice(t *testing.T) {
 		{"GPU-3", CUDA, 3},
 		{"metal", Metal, -1},
 	}
+	const uuid = "GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a9"
+	if got, err := ParseDevice(uuid); err != nil || got != (Device{Raw: uuid, Type: CUDA, Index: -1, UUID: uuid}) {
+		t.Errorf("ParseDevice(%q) = %+v, %v; want a CUDA device with its UUID", uuid, got, err)
+	}
 	for _, tt := range good {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseDevice(tt.in)
@@ -140,6 +144,8 @@ func TestParseDevice(t *testing.T) {
 		"cuda", "cuda:", "cuda:-1", "cuda:a", "CUDA:0", "cuda:12345", "cuda0",
 		"gpu-0", "GPU-", "GPU:0", "Metal", "METAL", "mps",
 		" cpu", "cpu ", "cpu\n", "cuda:0\n", "cuda:0,1", "cpu;rm -rf /",
+		"GPU-F6A4B594-4260-B95B-6164-2BBEDF0B43A9", "GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a", "GPU-f6a4b594",
+		"GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a9\n", "MIG-f6a4b594-4260-b95b-6164-2bbedf0b43a9",
 	}
 	for _, in := range bad {
 		t.Run(fmt.Sprintf("%q", in), func(t *testing.T) {
@@ -147,7 +153,7 @@ func TestParseDevice(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseDevice(%q) = %+v, want an error", in, got)
 			}
-			if !strings.Contains(err.Error(), "want cpu, CPU-N, cuda:N, GPU-N or metal") {
+			if !strings.Contains(err.Error(), "want "+DeviceSyntax) {
 				t.Errorf("error %q does not list the valid forms", err)
 			}
 		})

@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,11 @@ const (
 	envPort       = markerPrefix + "PORT"
 	envBinary     = markerPrefix + "BINARY_PATH"
 	envLog        = markerPrefix + "LOG_PATH"
+	envHealthPath = markerPrefix + "HEALTH_PATH"
+	envReady      = markerPrefix + "READY_STATUS"
+	envRestart    = markerPrefix + "RESTART"
+	envMaxRestart = markerPrefix + "MAX_RESTARTS"
+	envRestarts   = markerPrefix + "RESTARTS"
 )
 
 // marker is the parsed marker of one process.
@@ -37,7 +43,19 @@ func markerEnv(w Worker) []string {
 		envPort + "=" + strconv.Itoa(w.Port),
 		envBinary + "=" + w.BinaryPath,
 		envLog + "=" + w.LogPath,
+		envHealthPath + "=" + w.HealthPath,
+		envReady + "=" + strconv.Itoa(w.ReadyStatus),
+		envRestart + "=" + restartName(w.Restart),
+		envMaxRestart + "=" + strconv.Itoa(w.Restart.Max),
+		envRestarts + "=" + strconv.Itoa(w.Restarts),
 	}
+}
+
+func restartName(p RestartPolicy) string {
+	if p.OnFailure {
+		return "on-failure"
+	}
+	return "no"
 }
 
 // workerEnv is the agent's environment without its configuration: no
@@ -88,4 +106,16 @@ func (m marker) apply(w *Worker) {
 	w.Port, _ = strconv.Atoi(m[envPort])
 	w.BinaryPath = m[envBinary]
 	w.LogPath = m[envLog]
+	// Workers of an agent that predates these keys were probed on /health
+	// for 200.
+	w.HealthPath = m[envHealthPath]
+	if w.HealthPath == "" {
+		w.HealthPath = "/health"
+	}
+	if w.ReadyStatus, _ = strconv.Atoi(m[envReady]); w.ReadyStatus == 0 {
+		w.ReadyStatus = http.StatusOK
+	}
+	w.Restart.OnFailure = m[envRestart] == "on-failure"
+	w.Restart.Max, _ = strconv.Atoi(m[envMaxRestart])
+	w.Restarts, _ = strconv.Atoi(m[envRestarts])
 }

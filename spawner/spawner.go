@@ -44,6 +44,9 @@ type Config struct {
 	// left behind was stopped; and likewise for every worker Adopt took on
 	// (with Exit.Adopted set).
 	OnExit func(Worker, Exit)
+	// RestartBackoff is the wait before a failed worker's first restart;
+	// it doubles with each attempt up to MaxRestartBackoff. Default 1 s.
+	RestartBackoff time.Duration
 	// Containment is how a worker's processes are held together: "auto"
 	// (the default: a cgroup v2 group per worker where the agent may create
 	// them, else its process group), "cgroup" (New fails when cgroups
@@ -63,6 +66,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RestartBackoff == 0 {
+		c.RestartBackoff = time.Second
 	}
 	if c.LeftoverGrace == 0 {
 		c.LeftoverGrace = 5 * time.Second
@@ -116,6 +122,8 @@ type Spawner struct {
 	// watched holds the workers whose exit this Spawner waits for, its own
 	// children and adopted ones, by pid.
 	watched map[int]watched
+	// restarts holds the pending restarts by worker id.
+	restarts map[string]*pendingRestart
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
@@ -146,7 +154,7 @@ func New(cfg Config) (*Spawner, error) {
 	if err := prepareLockDir(cfg.LockPath); err != nil {
 		return nil, err
 	}
-	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}}
+	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}, restarts: map[string]*pendingRestart{}}
 	if cfg.Containment != ContainmentProcessGroup {
 		cg, err := probeCgroups()
 		switch {
@@ -184,6 +192,20 @@ type Spec struct {
 	QueenURL  string
 	JobID     string
 	CommandID string
+	// WorkerType is the worker's catalog type name; empty: Device.Type.
+	WorkerType WorkerType
+	// Command renders the worker's arguments (after the binary) and the
+	// environment it gets beyond what it inherits, once Start has chosen
+	// the port. Nil: the rbee worker arguments. See StartEnv for the order.
+	Command func(port int) (args, env []string, err error)
+	// HealthPath is the path readiness probes; empty: /health.
+	HealthPath string
+	// ReadyStatus is the health status that means ready; 0: 200.
+	ReadyStatus int
+	// Restart says whether the worker is started again when it fails.
+	Restart RestartPolicy
+
+	attempt int // the restart this start is; 0 for the spawn's own
 }
 
 // Worker is one worker process as found in (or just put into) the process table.
@@ -203,6 +225,14 @@ type Worker struct {
 	BinaryPath string
 	LogPath    string
 	RSSBytes   uint64
+	// HealthPath and ReadyStatus say how the worker's readiness is probed;
+	// they travel in the marker so an adopted worker keeps them.
+	HealthPath  string
+	ReadyStatus int
+	// Restart is the worker's restart policy and Restarts which restart
+	// of its spawn this process is (0: the first start).
+	Restart  RestartPolicy
+	Restarts int
 }
 
 // StartedAt is the process start time.
@@ -224,6 +254,10 @@ type Exit struct {
 	// and taken on by Adopt: the operating system tells only a process's
 	// parent how it ended, so Code is -1 and Signal empty.
 	Adopted bool
+	// Restart is the number of the restart that follows after RestartIn
+	// (the worker's restart policy asked for it), or 0 when none does.
+	Restart   int
+	RestartIn time.Duration
 }
 
 func (e Exit) String() string {
@@ -239,6 +273,7 @@ func (e Exit) String() string {
 // Handle is a worker this Spawner started and still reaps.
 type Handle struct {
 	Worker
+	spec Spec
 	done chan struct{}
 	exit Exit
 }
@@ -301,8 +336,11 @@ func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
 // CheckDevice reports whether d exists on this machine (ErrDeviceUnavailable when not).
 func (s *Spawner) CheckDevice(d Device) error { return s.cfg.Devices.Check(d) }
 
-// Resolve finds the binary for t in the worker directories, then PATH.
-func (s *Spawner) Resolve(t WorkerType) (string, error) { return Resolve(t, s.cfg.WorkerDirs) }
+// Resolve finds a worker binary: an absolute path as is, a file name in
+// the worker directories, then PATH.
+func (s *Spawner) Resolve(binary string) (string, error) {
+	return ResolveBinary(binary, s.cfg.WorkerDirs)
+}
 
 // LogTail returns the last n lines of the log at path.
 func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }

@@ -3,10 +3,9 @@ package spawner
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -67,17 +66,28 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 
 	w := Worker{
 		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
-		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.Device.Type, Port: port,
-		BinaryPath: spec.BinaryPath, LogPath: logPath,
+		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.WorkerType, Port: port,
+		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
+		Restart: spec.Restart, Restarts: spec.attempt,
 	}
-	args := []string{
-		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
-		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
+	if w.WorkerType == "" {
+		w.WorkerType = spec.Device.Type
+	}
+	if w.HealthPath == "" {
+		w.HealthPath = "/health"
+	}
+	if w.ReadyStatus == 0 {
+		w.ReadyStatus = http.StatusOK
+	}
+	args, env, err := spec.command(port)
+	if err != nil {
+		fmt.Fprintf(logFile, "--- hive-agent: cannot build the command of worker %s: %v\n", w.WorkerID, err)
+		return nil, fmt.Errorf("%w: %v", ErrSpawn, err)
 	}
 	fmt.Fprintf(logFile, "--- hive-agent %s: starting worker %s of hive %s (job %s, command %s): %s %s\n",
 		time.Now().UTC().Format(time.RFC3339Nano), w.WorkerID, w.HiveID, w.JobID, w.CommandID,
-		spec.BinaryPath, strings.Join(args, " "))
-	cmd, cgroup, err := s.exec(w, args, logFile)
+		spec.BinaryPath, shellWords(args))
+	cmd, cgroup, err := s.exec(w, args, StartEnv(os.Environ(), env, w), logFile)
 	if err != nil {
 		fmt.Fprintf(logFile, "--- hive-agent: start failed: %v\n", err)
 		return nil, fmt.Errorf("%w: start %s: %v", ErrSpawn, spec.BinaryPath, err)
@@ -94,7 +104,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		pidfd = -1
 	}
 	s.mu.Lock()
-	h := &Handle{Worker: w, done: make(chan struct{})}
+	h := &Handle{Worker: w, spec: spec, done: make(chan struct{})}
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)
@@ -108,10 +118,10 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 // exec starts the worker's process, in its cgroup when there is one. When
 // the kernel refuses to start it in the cgroup (clone3 missing or denied),
 // it starts it without one, contained by its process group.
-func (s *Spawner) exec(w Worker, args []string, logFile *os.File) (*exec.Cmd, string, error) {
+func (s *Spawner) exec(w Worker, args, env []string, logFile *os.File) (*exec.Cmd, string, error) {
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command(w.BinaryPath, args...)
-		cmd.Env = append(workerEnv(os.Environ()), markerEnv(w)...)
+		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		return cmd
@@ -183,8 +193,11 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
+	attempt, delay, restart := 0, time.Duration(0), false
 	if !s.exited(h.PID) {
 		h.exit.Leftovers = s.stopLeftovers(h.Worker, cgroup)
+		attempt, delay, restart = s.planRestart(h)
+		h.exit.Restart, h.exit.RestartIn = attempt, delay
 	} else {
 		removeCgroup(cgroup)
 	}
@@ -194,4 +207,7 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 		s.cfg.OnExit(h.Worker, h.exit)
 	}
 	close(h.done)
+	if restart {
+		s.scheduleRestart(h, attempt, delay)
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,49 +35,132 @@ func (h *Handle) WaitAlive(ctx context.Context, window time.Duration) error {
 }
 
 // HealthURL is where the worker's health endpoint answers.
-func (h *Handle) HealthURL() string {
-	return "http://127.0.0.1:" + strconv.Itoa(h.Port) + "/health"
+func (h *Handle) HealthURL() string { return h.Worker.HealthURL() }
+
+// HealthURL is where the worker's health endpoint answers: its port on
+// 127.0.0.1 and its type's health path.
+func (w Worker) HealthURL() string {
+	path := w.HealthPath
+	if path == "" {
+		path = "/health"
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(w.Port) + path
 }
 
-// WaitReady polls the worker's health endpoint until it answers 200 (nil),
-// the worker dies (*ExitedError), or timeout passes (ErrNotReady). The
-// first probe is after 50 ms, then the interval doubles up to 1 s.
+// WaitReady polls the worker's health endpoint until it answers its ready
+// status (nil), the worker dies (*ExitedError), or timeout passes
+// (ErrNotReady). See WaitReadyFor.
 func (h *Handle) WaitReady(parent context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(parent, timeout)
+	return h.WaitReadyFor(parent, ReadyWait{Timeout: timeout})
+}
+
+// ReadyWait says how long to wait for a worker to become ready, and how to
+// tell a worker that is loading from one that hangs.
+type ReadyWait struct {
+	// Timeout bounds the whole wait.
+	Timeout time.Duration
+	// StallTimeout, when positive, ends the wait early (ErrNotReady) once
+	// the worker made no progress for that long: its log did not grow and
+	// its health endpoint answered none of LoadingStatus.
+	StallTimeout time.Duration
+	// LoadingStatus are the health statuses that mean "still loading".
+	LoadingStatus []int
+	// OnProgress, when set, is called about every ProgressEvery (default
+	// 5 s) while the wait goes on, with the time waited so far and the last
+	// line the worker wrote to its log.
+	OnProgress    func(elapsed time.Duration, lastLine string)
+	ProgressEvery time.Duration
+}
+
+// WaitReadyFor polls the worker's health endpoint until it answers its ready
+// status (nil), the worker dies (*ExitedError), r.Timeout passes or the
+// worker stalls (ErrNotReady). The first probe is after 50 ms, then the
+// interval doubles up to 1 s.
+func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
+	ctx, cancel := context.WithTimeout(parent, r.Timeout)
 	defer cancel()
+	if r.ProgressEvery <= 0 {
+		r.ProgressEvery = 5 * time.Second
+	}
 	client := &http.Client{Timeout: 2 * time.Second}
 	interval := 50 * time.Millisecond
 	last := "no answer yet"
+	start := time.Now()
+	lastProgress, lastSize := start, logSize(h.LogPath)
+	nextReport, nextProbe := start.Add(r.ProgressEvery), start.Add(interval)
 	for {
+		wake := nextProbe
+		if r.OnProgress != nil && nextReport.Before(wake) {
+			wake = nextReport
+		}
 		select {
 		case <-h.done:
 			return h.exitedError()
 		case <-ctx.Done():
 			if parent.Err() == nil {
-				return fmt.Errorf("%w: %s did not answer 200 within %s (last: %s); the worker is still running",
-					ErrNotReady, h.HealthURL(), timeout, last)
+				return fmt.Errorf("%w: %s did not answer %d within %s (last: %s); the worker is still running",
+					ErrNotReady, h.HealthURL(), h.readyStatus(), r.Timeout, last)
 			}
 			return ctx.Err()
-		case <-time.After(interval):
+		case <-time.After(max(time.Until(wake), 0)):
 		}
-		ok, status := probe(ctx, client, h.HealthURL())
-		if ok {
+		now := time.Now()
+		if r.OnProgress != nil && !now.Before(nextReport) {
+			tail, _ := LogTail(h.LogPath, 1)
+			line := ""
+			if len(tail) > 0 {
+				line = tail[0]
+			}
+			r.OnProgress(now.Sub(start), line)
+			nextReport = now.Add(r.ProgressEvery)
+		}
+		if now.Before(nextProbe) {
+			continue // only a report was due
+		}
+		code, status := probe(ctx, client, h.HealthURL())
+		if code == h.readyStatus() {
 			return nil
 		}
 		last = status
+		if size := logSize(h.LogPath); size != lastSize || slices.Contains(r.LoadingStatus, code) {
+			lastSize, lastProgress = size, time.Now()
+		}
+		if r.StallTimeout > 0 && time.Since(lastProgress) >= r.StallTimeout {
+			tail, _ := LogTail(h.LogPath, ExitTailLines)
+			return fmt.Errorf("%w: worker %s made no progress for %s (its log did not grow and %s answered no loading status; last: %s) after %s; the worker is still running; last log lines:\n%s",
+				ErrNotReady, h.WorkerID, r.StallTimeout, h.HealthURL(), last, time.Since(start).Round(time.Millisecond), strings.Join(tail, "\n"))
+		}
 		interval = min(interval*2, time.Second)
+		nextProbe = time.Now().Add(interval)
 	}
 }
 
-func probe(ctx context.Context, c *http.Client, url string) (bool, string) {
+func (h *Handle) readyStatus() int {
+	if h.ReadyStatus == 0 {
+		return http.StatusOK
+	}
+	return h.ReadyStatus
+}
+
+func logSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+// probe returns the health endpoint's status code (0 when it did not
+// answer) and a description for messages.
+func probe(ctx context.Context, c *http.Client, url string) (int, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false, err.Error()
+		return 0, err.Error()
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return false, err.Error()
+		return 0, err.Error()
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, resp.Status
+	return resp.StatusCode, resp.Status
 }

@@ -21,7 +21,7 @@ const maxGrace = 60 * time.Second
 type spawnCmd struct {
 	hiveFlag    `embed:""`
 	Model       string `name:"model" short:"m" required:"" help:"Model id, e.g. meta-llama/Llama-3-8b."`
-	Device      string `name:"device" short:"d" required:"" help:"Device: cpu, CPU-N, cuda:N, GPU-N or metal."`
+	Device      string `name:"device" short:"d" required:"" help:"Device: cpu, CPU-N, cuda:N, GPU-N, GPU-<uuid> or metal."`
 	ID          string `name:"id" help:"Worker id (default: the agent makes one, worker-<8 hex>)."`
 	Port        int    `name:"port" help:"Port (default: the agent picks a free one of its range)."`
 	Type        string `name:"type" help:"Worker type (default: the device's; or a type of the agent's catalog)."`

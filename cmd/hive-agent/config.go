@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/subjects"
 )
 
@@ -33,6 +34,7 @@ type runCmd struct {
 	LogFormat     string `name:"log-format" env:"HIVE_LOG_FORMAT" default:"auto" enum:"auto,text,json" help:"Agent log format: auto (colour on a terminal, text otherwise), text or json."`
 	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
 	Containment   string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
+	Catalog       string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
@@ -65,6 +67,8 @@ type Config struct {
 	Containment string
 	// MetricsListen is where /metrics is served; empty: nowhere.
 	MetricsListen string
+	// Catalog holds the worker types: the --catalog file's, or the built-in ones.
+	Catalog *catalog.Catalog
 	// JetStream is auto, on or off; JetStreamCreate whether streams are created.
 	JetStream       string
 	JetStreamCreate bool
@@ -133,6 +137,13 @@ func (r *runCmd) config() (Config, error) {
 		}
 	} else if c.NATS.URL == "" && c.JetStream != "off" {
 		errs = append(errs, errors.New("--jetstream-dir (HIVE_JETSTREAM_DIR): must be set for the embedded server's JetStream (there is no home directory to default to), or use --jetstream off"))
+	}
+	c.Catalog = catalog.Builtin()
+	if r.Catalog != "" {
+		// Each problem of the file on a line of its own, with file:line:col and field.
+		if c.Catalog, err = catalog.Load(r.Catalog); err != nil {
+			errs = append(errs, fmt.Errorf("--catalog (HIVE_CATALOG):\n%w", err))
+		}
 	}
 	if c.PortMin, c.PortMax, err = portRange(r.PortRange); err != nil {
 		errs = append(errs, fmt.Errorf("--port-range (HIVE_PORT_RANGE) %q: %w", r.PortRange, err))

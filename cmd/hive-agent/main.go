@@ -49,6 +49,8 @@ type cli struct {
 	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
 	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
 	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
+
+	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
 }
 
 // Exit statuses, the same for every command.
@@ -116,6 +118,8 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return runClient(name, cc, stdout, stderr)
 	}
 	switch kctx.Command() {
+	case "catalog check <file>":
+		return c.Catalog.Check.run(stdout, stderr)
 	default: // "run", with or without the word
 		cfg, err := c.Run.config()
 		if err != nil {
@@ -165,7 +169,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 // healthy to a supervisor).
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("hive-agent starting", "version", agentVersion(), "hive_id", cfg.HiveID, "pid", os.Getpid(),
-		"log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
+		"catalog", cfg.Catalog.Source, "worker_types", strings.Join(cfg.Catalog.Names(), ","), "log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
 	url := cfg.NATS.URL
 	if url == "" {
 		storeDir := ""
@@ -228,7 +232,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// A result published while the connection was already dead, but
 		// before that was noticed, is published again after the reconnect.
 		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
-		Metadata:        map[string]string{"devices": strings.Join(devices(), ",")},
+		Metadata:        map[string]string{"devices": strings.Join(devices(), ","), "worker_types": strings.Join(cfg.Catalog.Names(), ",")},
+		Catalog:         cfg.Catalog,
 		Metrics:         met,
 		JetStream:       jsCfg,
 	})

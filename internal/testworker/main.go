@@ -12,6 +12,11 @@
 //	ready-after=D    /health answers 503 until D has passed
 //	no-health        never answer /health with 200
 //	lines=N          print N numbered log lines at start
+//	log-every=D      print a "loading" line every D until ready (see ready-after)
+//
+// Besides the worker flags it takes --health-path (default /health), where
+// it serves its health, and --label, which it prints: a worker type of a
+// catalog can pass both.
 //
 // e.g. --model "test/model@ignore-term,fork".
 package main
@@ -40,6 +45,8 @@ func main() {
 	device := flag.String("device", "", "device")
 	port := flag.Int("port", 0, "port")
 	queen := flag.String("queen-url", "", "queen url")
+	healthPath := flag.String("health-path", "/health", "health path")
+	label := flag.String("label", "", "printed at start")
 	flag.Parse()
 	if *workerID == "" || *model == "" || *device == "" || *port == 0 || *queen == "" {
 		fmt.Fprintln(os.Stderr, "testworker: --worker-id, --model, --device, --port and --queen-url are required")
@@ -49,13 +56,16 @@ func main() {
 	for k := range opts {
 		switch k {
 		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "escape", "escape-clean",
-			"ready-after", "no-health", "lines":
+			"ready-after", "no-health", "lines", "log-every":
 		default:
 			fmt.Fprintf(os.Stderr, "testworker: unknown option %q in model id %q\n", k, *model)
 			os.Exit(2)
 		}
 	}
 	fmt.Printf("testworker %s pid %d model %s device %s port %d queen %s\n", *workerID, os.Getpid(), *model, *device, *port, *queen)
+	if *label != "" {
+		fmt.Printf("testworker: label %q\n", *label)
+	}
 	if n, err := strconv.Atoi(opts["lines"]); err == nil {
 		for i := 1; i <= n; i++ {
 			fmt.Printf("line %d\n", i)
@@ -112,6 +122,14 @@ func main() {
 		readyAt = readyAt.Add(d)
 	}
 	_, noHealth := opts["no-health"]
+	if d, err := time.ParseDuration(opts["log-every"]); err == nil && d > 0 {
+		go func() {
+			for n := 1; noHealth || time.Now().Before(readyAt); n++ {
+				fmt.Printf("loading: step %d\n", n)
+				time.Sleep(d)
+			}
+		}()
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testworker: listen:", err)
@@ -119,7 +137,7 @@ func main() {
 	}
 	fmt.Printf("testworker: listening on %s\n", l.Addr())
 	mux := http.NewServeMux()
-	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(*healthPath, func(w http.ResponseWriter, r *http.Request) {
 		if noHealth || time.Now().Before(readyAt) {
 			http.Error(w, "loading", http.StatusServiceUnavailable)
 			return
