@@ -52,6 +52,10 @@ type SpawnRequest struct {
 	Wait string
 	// WaitTimeout bounds wait ready on the agent; 0 means its default.
 	WaitTimeout time.Duration
+	// Restart ("no" or "on-failure") and MaxRestarts override the worker
+	// type's restart policy; empty and nil leave it.
+	Restart     string
+	MaxRestarts *int
 }
 
 // wire is the request body: the envelope and the command side by side.
@@ -67,12 +71,14 @@ func (r SpawnRequest) wire() any {
 		QueenURL      string `json:"queen_url,omitempty"`
 		Wait          string `json:"wait,omitempty"`
 		WaitTimeoutMS int64  `json:"wait_timeout_ms,omitempty"`
+		Restart       string `json:"restart,omitempty"`
+		MaxRestarts   *int   `json:"max_restarts,omitempty"`
 	}
 	ms := r.WaitTimeout.Milliseconds()
 	if r.WaitTimeout > 0 && ms == 0 {
 		ms = 1 // a positive timeout must not turn into "the agent's default"
 	}
-	return body{r.JobID, r.CommandID, r.ModelID, r.Device, r.WorkerID, r.WorkerType, r.Port, r.QueenURL, r.Wait, ms}
+	return body{r.JobID, r.CommandID, r.ModelID, r.Device, r.WorkerID, r.WorkerType, r.Port, r.QueenURL, r.Wait, ms, r.Restart, r.MaxRestarts}
 }
 
 // SpawnResult is the result of a spawn.

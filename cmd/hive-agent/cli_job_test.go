@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rbee/hive-agent/internal/testenv"
 )
@@ -52,6 +53,18 @@ func TestCLI_SetupAndJob(t *testing.T) {
 		t.Errorf("job of a CLI spawn: %s", r)
 	}
 	mustCLI(t, url, "stop", "w3", "--hive", hive)
+	// --restart reaches the agent: a crashing worker comes back once, as
+	// its job's narration tells.
+	wantCLI(t, runCLI(t, url, "spawn", "--hive", hive, "--model", "m", "--device", "cpu", "--restart", "always"), 2, "--restart")
+	mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@crash-after=200ms", "--device", "cpu", "--id", "w4", "--wait", "exec",
+		"--restart", "on-failure", "--max-restarts", "1", "--job", "crashy")
+	deadline := time.Now().Add(20 * time.Second)
+	for r = runCLI(t, url, "job", "crashy"); strings.Count(r.stderr, "worker_exited") < 2 && time.Now().Before(deadline); r = runCLI(t, url, "job", "crashy") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if strings.Count(r.stderr, "worker_restarted") != 1 || strings.Count(r.stderr, "worker_exited") != 2 {
+		t.Errorf("job of a worker restarted once: %s", r)
+	}
 	mustCLI(t, url, "stop", "w1", "--hive", hive)
 	wantCLI(t, runCLI(t, url, "job", "never-ran"), 3, "never-ran")
 }

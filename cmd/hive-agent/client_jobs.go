@@ -27,6 +27,8 @@ type spawnCmd struct {
 	Type        string `name:"type" help:"Worker type (default: the device's; or a type of the agent's catalog)."`
 	Wait        string `name:"wait" placeholder:"exec|alive|ready" help:"Answer once the process started (exec), stayed up for the alive window (alive) or answers its health check (ready). Default: the agent's --spawn-wait."`
 	QueenURL    string `name:"queen-url" help:"Queen URL for the worker (default: the agent's --queen-url)."`
+	Restart     string `name:"restart" placeholder:"no|on-failure" help:"Restart the worker when it fails (default: its type's policy)."`
+	MaxRestarts int    `name:"max-restarts" default:"-1" help:"How often --restart on-failure restarts it (default: its type's)."`
 	Job         string `name:"job" help:"Job id for the narration and result subjects, to read back later with hive-agent job (default: a new UUID)."`
 	clientFlags `embed:""`
 }
@@ -45,6 +47,11 @@ func (s *spawnCmd) check() error {
 			return err
 		}
 	}
+	switch s.Restart {
+	case "", "no", "on-failure":
+	default:
+		return usagef("--restart %q: want no or on-failure", s.Restart)
+	}
 	switch s.Wait {
 	case "", "exec", "alive", "ready":
 	default:
@@ -57,7 +64,7 @@ func (s *spawnCmd) check() error {
 }
 
 func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
-	req := client.SpawnRequest{JobID: s.Job, ModelID: s.Model, Device: s.Device, WorkerID: s.ID, WorkerType: s.Type,
+	req := client.SpawnRequest{JobID: s.Job, Restart: s.Restart, ModelID: s.Model, Device: s.Device, WorkerID: s.ID, WorkerType: s.Type,
 		Port: s.Port, QueenURL: s.QueenURL, Wait: s.Wait}
 	if s.Wait == "ready" && s.Timeout > 0 {
 		// --timeout is then the agent's ready bound; the answer comes
@@ -66,6 +73,9 @@ func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout+readyMargin)
 		defer cancel()
+	}
+	if s.MaxRestarts >= 0 {
+		req.MaxRestarts = &s.MaxRestarts
 	}
 	n := narrator{o: o}
 	r, err := c.Spawn(ctx, s.Hive, req, n.event)
