@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/testenv"
 )
 
 // jsServer starts an embedded server with JetStream storing under dir
@@ -22,20 +23,7 @@ func jsServer(t testing.TB, dir string, port int) *server.Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if port == 0 {
-		port = -1
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: dir})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return testenv.NATSWith(t, &server.Options{Port: port, JetStream: true, StoreDir: dir})
 }
 
 // testStreams is the streams' configuration the tests use: a short ack

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/rbee/hive-agent/internal/testenv"
 )
 
 // proxy forwards TCP connections to a NATS server. Frozen, it stops
@@ -110,21 +112,8 @@ func (p *proxy) close() {
 // subscriptions stop attracting messages; see docs/nats.md.
 func natsServer(t testing.TB, opts server.Options) *server.Server {
 	t.Helper()
-	opts.Host, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true
-	if opts.Port == 0 {
-		opts.Port = -1
-	}
 	opts.PingInterval, opts.MaxPingsOut = time.Second, 2
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return testenv.NATSWith(t, &opts)
 }
 
 // cluster starts three routed NATS servers and waits for the full mesh.

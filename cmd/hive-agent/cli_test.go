@@ -190,15 +190,7 @@ func TestCLI_CredentialsAsTheAgentTakesThem(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Authorization: "s3cret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := startServer(t, &server.Options{Authorization: "s3cret"})
 	hive := newHive(t)
 	startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL(), "--nats-token-file", tokenFile).waitLog(t, "serving worker commands")
 

@@ -22,17 +22,7 @@ import (
 // jsServer is an embedded NATS server with JetStream in a fresh directory.
 func jsServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return startServer(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
 }
 
 // The agent is SIGKILLed while a spawn from the intake waits for the

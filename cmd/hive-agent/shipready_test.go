@@ -184,17 +184,7 @@ func TestAgent_InterruptWhileWaitingForNATSIsANormalStop(t *testing.T) {
 // startServer starts an embedded NATS server with opts on a random port.
 func startServer(t *testing.T, opts *server.Options) *server.Server {
 	t.Helper()
-	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return testenv.NATSWith(t, opts)
 }
 
 // An agent the server will not let hear one of its commands must not keep

@@ -87,9 +87,17 @@ func HiveID(t testing.TB) string {
 
 // NATS starts an embedded NATS server on a random loopback port, shut down
 // when the test ends.
-func NATS(t testing.TB) *server.Server {
+func NATS(t testing.TB) *server.Server { return NATSWith(t, &server.Options{}) }
+
+// NATSWith starts an embedded NATS server with opts (users, JetStream, …)
+// on loopback, on opts.Port or a random port, shut down when the test ends.
+func NATSWith(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	opts.Host, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true
+	if opts.Port == 0 {
+		opts.Port = -1
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
