@@ -31,8 +31,17 @@ type escapee struct {
 }
 
 // escapees returns the live processes of the current user that carry w's
-// marker but left its process group.
+// marker but left its process group. In cgroup mode there is no search:
+// a child that calls setsid stays in the worker's cgroup, whose
+// cgroup.procs count and signal already cover (marked or not), and reading
+// the environment of every process of the machine on every stop and every
+// poll of its wait was most of a stop's cost. A process that moved itself
+// out of the cgroup (it needs write access to another cgroup) is not
+// followed.
 func (m *members) escapees() []escapee {
+	if m.cgroup != "" {
+		return nil
+	}
 	pids, err := allPids()
 	if err != nil {
 		return nil

@@ -37,7 +37,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	defer unlock()
 
-	all, err := s.scan(ctx, func(m marker) bool { return true })
+	all, err := s.scan(ctx, false, func(m marker) bool { return true })
 	if err != nil {
 		return nil, err
 	}
