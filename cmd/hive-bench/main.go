@@ -48,8 +48,12 @@ func run(cfg config) error {
 		return err
 	}
 	if cfg.agentBin == "" {
-		if cfg.agentBin, err = testenv.BuildAgent(dir); err != nil {
-			return err
+		// A plain build, as users run it (testenv.BuildAgent adds -race).
+		cfg.agentBin = filepath.Join(dir, "hive-agent")
+		build := exec.Command("go", "build", "-o", cfg.agentBin, "./cmd/hive-agent")
+		build.Dir, build.Env = testenv.RepoRoot(), testenv.StockGoEnv()
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build agent: %w\n%s", err, out)
 		}
 	}
 	worker := filepath.Join(dir, testenv.WorkerBinaries[0])
