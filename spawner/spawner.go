@@ -103,6 +103,7 @@ type Spawner struct {
 	// Spawner (the start lock file does so between agents), so two
 	// concurrent spawns can neither both take one worker id nor one port.
 	startMu  sync.Mutex
+	batch    startBatch // see startbatch.go; guarded by startMu
 	nextPort int
 	euid     int
 	cg       cgroups
