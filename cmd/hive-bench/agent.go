@@ -130,10 +130,16 @@ func (a *agent) bareRequests(n int) (samples, error) {
 func (a *agent) spawnDelete(n int) (spawn, del samples, err error) {
 	for range n {
 		t := time.Now()
-		if _, err := a.do("spawn", spawnBody("lat")); err != nil {
+		res, err := a.do("spawn", spawnBody("lat"))
+		if err != nil {
 			return nil, nil, err
 		}
 		spawn = append(spawn, time.Since(t))
+		var w struct{ PID int }
+		if err := json.Unmarshal(res, &w); err != nil || w.PID == 0 {
+			return nil, nil, fmt.Errorf("spawn result without pid: %s", res)
+		}
+		waitHandler(w.PID)
 		t = time.Now()
 		if _, err := a.do("delete", `{"worker_id":"lat"}`); err != nil {
 			return nil, nil, err

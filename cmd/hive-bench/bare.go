@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,10 +41,10 @@ func bareForkExec(worker string, n int) (start, stop samples, err error) {
 			return nil, nil, fmt.Errorf("bare start: %w", err)
 		}
 		start = append(start, time.Since(t))
-		// A worker signalled before its Go runtime installed handlers dies
-		// of the default action, faster than the agent's worker will: give
-		// it the time a reply round trip gives the agent's worker.
-		time.Sleep(200 * time.Microsecond)
+		// A worker signalled before it installed its SIGTERM handler dies
+		// of the default action, faster than one that handles it: the
+		// delete figures are for a worker that handles it, both sides.
+		waitHandler(cmd.Process.Pid)
 		t = time.Now()
 		stopBare(cmd)
 		stop = append(stop, time.Since(t))
@@ -78,4 +79,23 @@ func bareCycles(worker string, loops int, d time.Duration) (float64, error) {
 		return 0, fmt.Errorf("bare cycle: %w", err)
 	}
 	return float64(done.Load()) / time.Since(began).Seconds(), nil
+}
+
+// waitHandler waits (untimed, up to 5 s) until pid catches SIGTERM.
+func waitHandler(pid int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(syscall.SIGTERM-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
