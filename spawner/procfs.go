@@ -13,6 +13,9 @@ type procStat struct {
 	zombie     bool
 	// startTicks is the process's start in clock ticks after boot.
 	startTicks uint64
+	// envStart and envEnd are where its environment lies in its memory;
+	// an exec sets them anew (0 where the kernel hides them).
+	envStart, envEnd uint64
 }
 
 // readStat reads /proc/<pid>/stat directly: it runs for every process of
@@ -32,13 +35,14 @@ func readStat(pid int) (procStat, bool) {
 		return procStat{}, false
 	}
 	st := procStat{ppid: atoi(f[1]), pgid: atoi(f[2]), zombie: len(f[0]) > 0 && (f[0][0] == 'Z' || f[0][0] == 'X')}
-	st.startTicks = uint64(atoi(f[19])) // field 22
+	st.startTicks = uint64(atoi(f[19]))                               // field 22
+	st.envStart, st.envEnd = uint64(atoi(f[47])), uint64(atoi(f[48])) // fields 50, 51
 	return st, true
 }
 
-// statFields splits the stat line after the command name up to its 22nd
+// statFields splits the stat line after the command name up to its 51st
 // field without allocating: readStat runs for every process of a scan.
-func statFields(b []byte) (f [20][]byte) {
+func statFields(b []byte) (f [49][]byte) {
 	n := 0
 	for n < len(f) {
 		for len(b) > 0 && b[0] == ' ' {

@@ -57,7 +57,8 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 	byID := map[[2]string]Worker{}
 	// Most workers share a parent (this agent): its marker is read once.
 	parents := map[int]marker{}
-	in := inspection{keep: keep, withMemory: withMemory, parentMarker: func(ppid int) marker {
+	defer s.markers.prune(pids)
+	in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: func(ppid int) marker {
 		m, ok := parents[ppid]
 		if !ok {
 			m = readMarker(ppid)
@@ -95,8 +96,11 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 // inspection is what inspect is asked: which markers count, whether RSS is
 // wanted, how a parent's marker is read.
 type inspection struct {
-	keep         func(marker) bool
-	withMemory   bool
+	keep       func(marker) bool
+	withMemory bool
+	// cached allows the marker read by an earlier scan for the same
+	// process image (see markerCache); verify reads it afresh.
+	cached       bool
 	parentMarker func(ppid int) marker
 }
 
@@ -112,16 +116,24 @@ func (s *Spawner) inspect(ctx context.Context, pid int, in inspection) (Worker, 
 	if !ok || st.pgid != pid || st.zombie {
 		return Worker{}, false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return Worker{}, false
+	key := keyOf(pid, st)
+	m, cached := marker(nil), false
+	if in.cached {
+		m, cached = s.markers.get(key)
 	}
-	if len(b) == 0 {
-		// Right after the exec the kernel may not show the environment
-		// yet; a child of this Spawner is known without it.
-		return s.ownChild(ctx, pid, keep)
+	if !cached {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			return Worker{}, false
+		}
+		if len(b) == 0 {
+			// Right after the exec the kernel may not show the environment
+			// yet; a child of this Spawner is known without it.
+			return s.ownChild(ctx, pid, keep)
+		}
+		m = parseMarker(splitEnv(b))
+		s.markers.put(key, m)
 	}
-	m := parseMarker(splitEnv(b))
 	if m == nil || !keep(m) || !sameUser(pid, s.euid) {
 		return Worker{}, false
 	}

@@ -104,6 +104,7 @@ type Spawner struct {
 	// concurrent spawns can neither both take one worker id nor one port.
 	startMu  sync.Mutex
 	batch    startBatch // see startbatch.go; guarded by startMu
+	markers  markerCache
 	nextPort int
 	euid     int
 	cg       cgroups
