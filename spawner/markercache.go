@@ -9,8 +9,8 @@ import "sync"
 // environment), so a marker read before the exec is never taken for the
 // one after.
 type markerKey struct {
-	pid                      int
-	startTicks, envStart, ev uint64
+	pid                          int
+	startTicks, envStart, envEnd uint64
 }
 
 // markerCache remembers the marker of every process a scan read, so the
@@ -29,12 +29,12 @@ type cachedMarker struct {
 }
 
 func keyOf(pid int, st procStat) markerKey {
-	return markerKey{pid: pid, startTicks: st.startTicks, envStart: st.envStart, ev: st.envEnd}
+	return markerKey{pid: pid, startTicks: st.startTicks, envStart: st.envStart, envEnd: st.envEnd}
 }
 
 // get returns the cached marker of the process image k, if any.
 func (c *markerCache) get(k markerKey) (marker, bool) {
-	if k.envStart == 0 || k.ev == 0 {
+	if k.envStart == 0 || k.envEnd == 0 {
 		return nil, false // the kernel hides where the environment is
 	}
 	c.mu.Lock()
@@ -48,7 +48,7 @@ func (c *markerCache) get(k markerKey) (marker, bool) {
 
 // put remembers m for k; a newer image of the pid replaces the older.
 func (c *markerCache) put(k markerKey, m marker) {
-	if k.envStart == 0 || k.ev == 0 {
+	if k.envStart == 0 || k.envEnd == 0 {
 		return
 	}
 	c.mu.Lock()

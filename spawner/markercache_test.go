@@ -50,7 +50,7 @@ func TestMarkerKeyChangesOnExec(t *testing.T) {
 // A cached marker is returned for its image only.
 func TestMarkerCacheByImage(t *testing.T) {
 	var c markerCache
-	k := markerKey{pid: 7, startTicks: 1, envStart: 100, ev: 200}
+	k := markerKey{pid: 7, startTicks: 1, envStart: 100, envEnd: 200}
 	c.put(k, marker{envHive: "h", envWorker: "w"})
 	if m, ok := c.get(k); !ok || !m.is("h", "w") {
 		t.Fatalf("get(k) = %v, %v", m, ok)
@@ -65,7 +65,7 @@ func TestMarkerCacheByImage(t *testing.T) {
 		t.Error("marker cached without an environment address")
 	}
 	for i := 0; i < 200; i++ {
-		c.put(markerKey{pid: 1000 + i, startTicks: 1, envStart: 1, ev: 2}, nil)
+		c.put(markerKey{pid: 1000 + i, startTicks: 1, envStart: 1, envEnd: 2}, nil)
 	}
 	c.prune([]int{7})
 	if _, ok := c.get(k); !ok || len(c.m) != 1 {

@@ -30,7 +30,7 @@ const (
 	batchMaxHold   = 50 * time.Millisecond
 )
 
-// enter waits for this Spawner's turn to start a worker and returns the
+// enterStart waits for this Spawner's turn to start a worker and returns the
 // workers running now, taking the start lock and scanning when it is not
 // already held.
 func (s *Spawner) enterStart(ctx context.Context) ([]Worker, error) {

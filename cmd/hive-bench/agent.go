@@ -217,8 +217,8 @@ func (a *agent) cycles(n int, d time.Duration) (float64, error) {
 	return float64(done.Load()) / time.Since(began).Seconds(), nil
 }
 
-// topUp sends cheap commands (get of an id that is not running... list of
-// an empty hive) until total commands were sent.
+// topUp sends lists of the (by then empty) hive until total commands, of
+// all kinds, were sent.
 func (a *agent) topUp(total int64) error {
 	for atomic.LoadInt64(&a.commands) < total {
 		if _, err := a.do("list", `{}`); err != nil {

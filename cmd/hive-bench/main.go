@@ -68,7 +68,7 @@ func run(cfg config) error {
 	idle := a.usage()
 	r.line("agent idle: RSS %.1f MB, threads %d, open files %d", mb(idle.rss), idle.threads, idle.fds)
 
-	// Floors and latencies, interleaved per sample so drift hits both alike.
+	// The floors first, then the agent's figures, on the same server and binary.
 	natsFloor, err := a.bareRequests(cfg.samples)
 	if err != nil {
 		return err
