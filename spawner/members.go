@@ -31,8 +31,17 @@ type escapee struct {
 }
 
 // escapees returns the live processes of the current user that carry w's
-// marker but left its process group.
+// marker but left its process group. In cgroup mode there is no search:
+// a child that calls setsid stays in the worker's cgroup, whose
+// cgroup.procs count and signal already cover (marked or not), and reading
+// the environment of every process of the machine on every stop and every
+// poll of its wait was most of a stop's cost. A process that moved itself
+// out of the cgroup (it needs write access to another cgroup) is not
+// followed.
 func (m *members) escapees() []escapee {
+	if m.cgroup != "" {
+		return nil
+	}
 	pids, err := allPids()
 	if err != nil {
 		return nil
@@ -80,6 +89,11 @@ func (m *members) count(limit int) int {
 				return n
 			}
 		}
+		// Every process of the worker's session, so of its group, is
+		// its descendant and so in its cgroup (see escapees): no scan
+		// of the process table, which a group whose leader is a zombie
+		// not yet reaped would otherwise cost on every poll.
+		return n
 	}
 	groups := map[int]bool{}
 	for _, g := range append([]int{m.w.PID}, m.escapeeGroups()...) {
@@ -140,8 +154,11 @@ func (m *members) signal(sig syscall.Signal) error {
 			first = err
 		}
 	}
+	groupSignalled := false
 	if err := syscall.Kill(-m.w.PID, 0); err == nil {
-		note(syscall.Kill(-m.w.PID, sig))
+		err := syscall.Kill(-m.w.PID, sig)
+		note(err)
+		groupSignalled = err == nil
 	}
 	m.known = m.escapees()
 	for _, e := range m.known {
@@ -162,6 +179,9 @@ func (m *members) signal(sig syscall.Signal) error {
 		return first
 	}
 	for _, pid := range cgroupProcs(m.cgroup) {
+		if st, ok := readStat(pid); ok && st.pgid == m.w.PID && groupSignalled {
+			continue // the group's signal reached it
+		}
 		note(m.signalVerified(pid, sig, func() bool {
 			p, err := cgroupOfPid(pid)
 			return err == nil && m.cgroup == filepath.Join(m.mount, p)

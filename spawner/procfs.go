@@ -11,6 +11,11 @@ import (
 type procStat struct {
 	ppid, pgid int
 	zombie     bool
+	// startTicks is the process's start in clock ticks after boot.
+	startTicks uint64
+	// envStart and envEnd are where its environment lies in its memory;
+	// an exec sets them anew (0 where the kernel hides them).
+	envStart, envEnd uint64
 }
 
 // readStat reads /proc/<pid>/stat directly: it runs for every process of
@@ -25,13 +30,46 @@ func readStat(pid int) (procStat, bool) {
 	if i < 0 {
 		return procStat{}, false
 	}
-	f := bytes.Fields(b[i+1:]) // state ppid pgrp ...
-	if len(f) < 3 {
+	f := statFields(b[i+1:]) // state ppid pgrp ... (field 3 on)
+	if f[19] == nil {
 		return procStat{}, false
 	}
-	ppid, _ := strconv.Atoi(string(f[1]))
-	pgid, _ := strconv.Atoi(string(f[2]))
-	return procStat{ppid: ppid, pgid: pgid, zombie: len(f[0]) > 0 && (f[0][0] == 'Z' || f[0][0] == 'X')}, true
+	st := procStat{ppid: atoi(f[1]), pgid: atoi(f[2]), zombie: len(f[0]) > 0 && (f[0][0] == 'Z' || f[0][0] == 'X')}
+	st.startTicks = uint64(atoi(f[19]))                               // field 22
+	st.envStart, st.envEnd = uint64(atoi(f[47])), uint64(atoi(f[48])) // fields 50, 51
+	return st, true
+}
+
+// statFields splits the stat line after the command name up to its 51st
+// field without allocating: readStat runs for every process of a scan.
+func statFields(b []byte) (f [49][]byte) {
+	n := 0
+	for n < len(f) {
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
+		}
+		if len(b) == 0 {
+			break
+		}
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			end = len(b)
+		}
+		f[n], b = b[:end], b[end:]
+		n++
+	}
+	return f
+}
+
+func atoi(b []byte) int {
+	n := 0
+	for _, c := range bytes.TrimSpace(b) {
+		if c < '0' || c > '9' {
+			return n
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // readMarker returns the marker in pid's environment, or nil.

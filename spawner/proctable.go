@@ -7,9 +7,12 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 
+	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/process"
+	"github.com/tklauser/go-sysconf"
 )
 
 func init() {
@@ -20,12 +23,12 @@ func init() {
 
 // List returns every worker of this hive in the process table, sorted by id.
 func (s *Spawner) List(ctx context.Context) ([]Worker, error) {
-	return s.scan(ctx, func(m marker) bool { return m.hive() == s.cfg.HiveID })
+	return s.scan(ctx, true, func(m marker) bool { return m.hive() == s.cfg.HiveID })
 }
 
 // Find returns the worker of this hive with the given id, or ErrWorkerNotFound.
 func (s *Spawner) Find(ctx context.Context, workerID string) (Worker, error) {
-	ws, err := s.scan(ctx, func(m marker) bool { return m.hive() == s.cfg.HiveID && m.worker() == workerID })
+	ws, err := s.scan(ctx, true, func(m marker) bool { return m.hive() == s.cfg.HiveID && m.worker() == workerID })
 	if err != nil {
 		return Worker{}, err
 	}
@@ -42,18 +45,32 @@ func (s *Spawner) Find(ctx context.Context, workerID string) (Worker, error) {
 // marker (a child that called setsid leads a group too, but its parent is
 // the worker). When several processes still claim one worker id (a
 // setsid grandchild whose parent exited) the oldest is the worker.
-func (s *Spawner) scan(ctx context.Context, keep func(marker) bool) ([]Worker, error) {
+//
+// withMemory says whether the workers' RSS is wanted (it costs a read or
+// two per worker).
+func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) bool) ([]Worker, error) {
 	pids, err := allPids()
 	if err != nil {
 		return nil, fmt.Errorf("read process table: %w", err)
 	}
 	self := os.Getpid()
 	byID := map[[2]string]Worker{}
+	// Most workers share a parent (this agent): its marker is read once.
+	parents := map[int]marker{}
+	defer s.markers.prune(pids)
+	in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: func(ppid int) marker {
+		m, ok := parents[ppid]
+		if !ok {
+			m = readMarker(ppid)
+			parents[ppid] = m
+		}
+		return m
+	}}
 	for _, pid := range pids {
 		if pid == self {
 			continue
 		}
-		w, ok := s.inspect(ctx, pid, keep)
+		w, ok := s.inspect(ctx, pid, in)
 		if !ok {
 			continue
 		}
@@ -76,9 +93,21 @@ func (s *Spawner) scan(ctx context.Context, keep func(marker) bool) ([]Worker, e
 	return out, nil
 }
 
+// inspection is what inspect is asked: which markers count, whether RSS is
+// wanted, how a parent's marker is read.
+type inspection struct {
+	keep       func(marker) bool
+	withMemory bool
+	// cached allows the marker read by an earlier scan for the same
+	// process image (see markerCache); verify reads it afresh.
+	cached       bool
+	parentMarker func(ppid int) marker
+}
+
 // inspect reads one process and returns it as a worker when it is one.
 // Any error (the process exited, belongs to someone else) means "not a worker".
-func (s *Spawner) inspect(ctx context.Context, pid int, keep func(marker) bool) (Worker, bool) {
+func (s *Spawner) inspect(ctx context.Context, pid int, in inspection) (Worker, bool) {
+	keep := in.keep
 	// getpgid first: one system call rules out most processes.
 	if pgid, err := syscall.Getpgid(pid); err != nil || pgid != pid {
 		return Worker{}, false
@@ -87,29 +116,39 @@ func (s *Spawner) inspect(ctx context.Context, pid int, keep func(marker) bool) 
 	if !ok || st.pgid != pid || st.zombie {
 		return Worker{}, false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return Worker{}, false
+	key := keyOf(pid, st)
+	m, cached := marker(nil), false
+	if in.cached {
+		m, cached = s.markers.get(key)
 	}
-	if len(b) == 0 {
-		// Right after the exec the kernel may not show the environment
-		// yet; a child of this Spawner is known without it.
-		return s.ownChild(ctx, pid, keep)
+	if !cached {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			return Worker{}, false
+		}
+		if len(b) == 0 {
+			// Right after the exec the kernel may not show the environment
+			// yet; a child of this Spawner is known without it.
+			return s.ownChild(ctx, pid, keep)
+		}
+		m = parseMarker(splitEnv(b))
+		s.markers.put(key, m)
 	}
-	m := parseMarker(splitEnv(b))
 	if m == nil || !keep(m) || !sameUser(pid, s.euid) {
 		return Worker{}, false
 	}
-	if st.ppid > 1 && readMarker(st.ppid).is(m.hive(), m.worker()) {
+	parent := readMarker
+	if in.parentMarker != nil {
+		parent = in.parentMarker
+	}
+	if st.ppid > 1 && parent(st.ppid).is(m.hive(), m.worker()) {
 		return Worker{}, false // a child of the worker that called setsid
 	}
-	start, err := processStartTime(ctx, pid)
-	if err != nil {
-		return Worker{}, false
-	}
-	w := Worker{PID: pid, StartTime: start}
+	w := Worker{PID: pid, StartTime: startMS(st.startTicks)}
 	m.apply(&w)
-	w.RSSBytes = s.memory(ctx, w)
+	if in.withMemory {
+		w.RSSBytes = s.memory(ctx, w)
+	}
 	return w, true
 }
 
@@ -145,9 +184,9 @@ func (s *Spawner) memory(ctx context.Context, w Worker) uint64 {
 // reports whether it is still the same worker: same pid, same start time,
 // same marker, still its group's leader, still the agent's user.
 func (s *Spawner) verify(ctx context.Context, w Worker) error {
-	now, ok := s.inspect(ctx, w.PID, func(m marker) bool {
+	now, ok := s.inspect(ctx, w.PID, inspection{keep: func(m marker) bool {
 		return m.hive() == w.HiveID && m.worker() == w.WorkerID
-	})
+	}})
 	if !ok || now.StartTime != w.StartTime {
 		return fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)
 	}
@@ -155,13 +194,37 @@ func (s *Spawner) verify(ctx context.Context, w Worker) error {
 }
 
 // processStartTime is when pid started, in ms since the epoch.
-func processStartTime(ctx context.Context, pid int) (int64, error) {
-	ms, err := (&process.Process{Pid: int32(pid)}).CreateTimeWithContext(ctx)
-	if err != nil {
-		return 0, err
+func processStartTime(_ context.Context, pid int) (int64, error) {
+	st, ok := readStat(pid)
+	if !ok {
+		return 0, fmt.Errorf("read /proc/%d/stat: %w", pid, syscall.ESRCH)
 	}
-	return ms + startTimeOffsetMS(), nil
+	return startMS(st.startTicks), nil
 }
+
+// startMS converts a start in clock ticks after boot to ms since the
+// epoch, with gopsutil's formula (boot time in whole seconds, then
+// startTimeOffsetMS), so start times agree with those recorded by earlier
+// agent versions. The stat line is read once for every process of a scan;
+// gopsutil read and parsed it again for this one field.
+func startMS(ticks uint64) int64 {
+	return int64(ticks*1000/clockTicks()+bootTimeMS()) + startTimeOffsetMS()
+}
+
+var clockTicks = sync.OnceValue(func() uint64 {
+	if n, err := sysconf.Sysconf(sysconf.SC_CLK_TCK); err == nil && n > 0 {
+		return uint64(n)
+	}
+	return 100
+})
+
+var bootTimeMS = sync.OnceValue(func() uint64 {
+	bt, err := host.BootTime()
+	if err != nil {
+		return 0
+	}
+	return bt * 1000
+})
 
 // groupGone reports whether no live (non-zombie) process is left in the
 // process group pgid. Zombies are dead: they only wait for their parent,

@@ -109,6 +109,8 @@ type Spawner struct {
 	// Spawner (the start lock file does so between agents), so two
 	// concurrent spawns can neither both take one worker id nor one port.
 	startMu  sync.Mutex
+	batch    startBatch // see startbatch.go; guarded by startMu
+	markers  markerCache
 	nextPort int
 	euid     int
 	cg       cgroups
@@ -323,6 +325,9 @@ func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
 		return "", nil, fmt.Errorf("log dir: %w", err)
 	}
 	p := filepath.Join(dir, workerID+".log")
+	// The old .1 goes first: ext4 flushes a file renamed over another one
+	// (replace-via-rename), which cost a start about 0.15 ms.
+	os.Remove(p + ".1")
 	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", nil, fmt.Errorf("keep previous log: %w", err)
 	}

@@ -23,26 +23,21 @@ import (
 // Start returns once the worker's marker is readable in the process table
 // (or the worker already died), so every later Find, List and Stop, of
 // this agent or another, sees it. It holds the start lock of all the
-// user's agents from its scan until then.
+// user's agents from its scan until then (and Starts queued behind it in
+// this Spawner share that hold and that scan, see startBatch).
 func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	if err := subjects.ValidToken(spec.WorkerID); err != nil {
 		return nil, fmt.Errorf("worker id %q: %w", spec.WorkerID, err)
 	}
-	s.startMu.Lock()
-	defer s.startMu.Unlock()
-	unlock, err := lockStart(ctx, s.cfg.LockPath)
+	all, err := s.enterStart(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-
-	all, err := s.scan(ctx, func(m marker) bool { return true })
-	if err != nil {
-		return nil, err
-	}
+	var started *Worker
+	defer func() { s.leaveStart(started) }()
 	used := map[int]bool{}
 	for _, w := range all {
-		if w.HiveID == s.cfg.HiveID && w.WorkerID == spec.WorkerID {
+		if w.HiveID == s.cfg.HiveID && w.WorkerID == spec.WorkerID && s.stillRunning(ctx, w) {
 			return nil, &RunningError{Worker: w}
 		}
 		used[w.Port] = true
@@ -108,6 +103,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)
+	started = &w
 	if s.cfg.OnStart != nil {
 		s.cfg.OnStart(w)
 	}

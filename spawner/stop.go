@@ -32,20 +32,11 @@ type StopResult struct {
 // free, and for a worker this Spawner watches (started or adopted) OnExit
 // has returned.
 func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration, onSignal func(sig string, w Worker)) (StopResult, error) {
-	w, err := s.Find(ctx, workerID)
+	w, h, err := s.pin(ctx, workerID)
 	if err != nil {
 		return StopResult{}, err
 	}
-	h, err := openProcess(w.PID)
-	if err != nil { // only ESRCH: without pidfds it falls back to polling
-		return StopResult{}, fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)
-	}
 	defer h.Close()
-	// The handle is taken: if the pid had been reused by now, the check
-	// below sees the new process and refuses.
-	if err := s.verify(ctx, w); err != nil {
-		return StopResult{}, err
-	}
 	m := s.membersOf(w, s.cg.of(w))
 	s.mu.Lock()
 	exitHandled := s.watched[w.PID].done // nil when not watched
@@ -92,6 +83,50 @@ func (s *Spawner) Stop(ctx context.Context, workerID string, grace time.Duration
 		}
 	}
 	return res, nil
+}
+
+// pin finds the worker named workerID and opens a handle on it, then
+// checks through the handle that it is still that worker. A worker this
+// Spawner watches is tried first, without a scan of the process table (the
+// check reads its process alone); the scan is the fallback, for workers of
+// other agents and for a watched worker that is gone.
+func (s *Spawner) pin(ctx context.Context, workerID string) (Worker, *procHandle, error) {
+	if w, ok := s.watchedWorker(workerID); ok {
+		if h, err := openProcess(w.PID); err == nil {
+			if s.verify(ctx, w) == nil {
+				return w, h, nil
+			}
+			h.Close()
+		}
+	}
+	w, err := s.Find(ctx, workerID)
+	if err != nil {
+		return Worker{}, nil, err
+	}
+	h, err := openProcess(w.PID)
+	if err != nil { // only ESRCH: without pidfds it falls back to polling
+		return Worker{}, nil, fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)
+	}
+	// The handle is taken: if the pid had been reused by now, the check
+	// below sees the new process and refuses.
+	if err := s.verify(ctx, w); err != nil {
+		h.Close()
+		return Worker{}, nil, err
+	}
+	return w, h, nil
+}
+
+// watchedWorker returns the worker of this hive named workerID that this
+// Spawner watches, if any.
+func (s *Spawner) watchedWorker(workerID string) (Worker, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.watched {
+		if x.w.WorkerID == workerID && x.w.HiveID == s.cfg.HiveID {
+			return x.w, true
+		}
+	}
+	return Worker{}, false
 }
 
 func (s *Spawner) membersOf(w Worker, cgroup string) *members {
