@@ -108,9 +108,9 @@ func TestConsumer_CatalogTypeSpawned(t *testing.T) {
 // The type's GPU pinning, against the recorded nvidia-smi of an H100: a
 // GPU-<uuid> device pins that UUID, cuda:N the agent's Nth visible GPU.
 func TestConsumer_CatalogPinsGPU(t *testing.T) {
-	fixture := filepath.Join("..", "..", "shared", "fixtures", "nvidia-h100-1gpu", "nvidia-smi-L.txt")
+	fixture := filepath.Join("..", "spawner", "testdata", "nvidia-h100-1gpu", "nvidia-smi-L.txt")
 	if _, err := os.Stat(fixture); err != nil {
-		t.Skipf("GPU fixtures not found: %v", err)
+		t.Fatalf("GPU fixtures not found: %v", err)
 	}
 	abs, _ := filepath.Abs(fixture)
 	smi := filepath.Join(t.TempDir(), "nvidia-smi")
