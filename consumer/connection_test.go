@@ -124,6 +124,9 @@ func TestConsumer_FailoverFromFrozenServer(t *testing.T) {
 	if got := a.nc.ConnectedUrl(); got != p.URL() {
 		t.Fatalf("agent connected to %s, want node A through the proxy %s", got, p.URL())
 	}
+	// The client is on node B: the agent's subscriptions reach it through
+	// the route a moment after the agent subscribed on node A.
+	waitServed(t, a.client, a.subject("list"))
 	const job = "failover-spawn"
 	results := a.watch(t, "job."+job+".result")
 	narration := a.watch(t, "job."+job+".narration")
@@ -215,4 +218,21 @@ func republished(t testing.TB, a *agent) uint64 {
 		t.Fatalf("stats: %v: %s", err, msg.Data)
 	}
 	return st.Endpoints[0].Data.Republished
+}
+
+// waitServed waits until a request to subject gets an answer from nc's
+// server, i.e. the agent's interest has reached it.
+func waitServed(t *testing.T, nc *nats.Conn, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := nc.Request(subject, nil, 2*time.Second)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never served: %v", subject, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
