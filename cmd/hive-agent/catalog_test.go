@@ -88,8 +88,8 @@ func TestCatalogCheck(t *testing.T) {
 	if code, _, errOut = run(filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || !strings.Contains(errOut, "missing.yaml") {
 		t.Errorf("check of a missing file: exit %d, stderr %q", code, errOut)
 	}
-	if code, _, _ = run(); code != exitUsage {
-		t.Errorf("check without a file: exit %d, want %d", code, exitUsage)
+	if code, _, errOut = run(); code != exitUsage || !strings.Contains(errOut, "hive-agent catalog check --help") {
+		t.Errorf("check without a file: exit %d, want %d and a hint naming the command; stderr %q", code, exitUsage, errOut)
 	}
 }
 

@@ -37,14 +37,14 @@ func (j *jobCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		if err != nil {
 			var ae *client.AgentError
 			if !errors.As(err, &ae) {
-				return storedErr(j.JobID, err)
+				return storedErr(o, j.JobID, err)
 			}
 		}
 		res = r
 	} else {
 		events, r, err := c.StoredJob(ctx, j.JobID)
 		if err != nil {
-			return storedErr(j.JobID, err)
+			return storedErr(o, j.JobID, err)
 		}
 		for _, e := range events {
 			o.event(e)
@@ -69,16 +69,19 @@ func (j *jobCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	return nil
 }
 
-// storedErr says what is missing when a job cannot be read back.
-func storedErr(jobID string, err error) error {
+// storedErr says what is missing when a job cannot be read back; nothing
+// stored is exit 3, like no agent answering: the outcome is not there.
+func storedErr(o *output, jobID string, err error) error {
 	switch {
 	case errors.Is(err, client.ErrJobNotStored):
-		return fmt.Errorf("%w (no job %s in the last %s of stored outcomes, or the agent stores none: see docs/intake.md)", client.ErrNoAgent, jobID, "24h")
+		o.errorf("job %s: nothing stored (unknown, older than the %s stream's max age, or the agent stores no outcomes: see docs/intake.md)", jobID, consumer.JobsStream)
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		errors.Is(err, nats.ErrNoResponders): // no JetStream answers at all
-		return fmt.Errorf("%w: this NATS system stores no job outcomes (no JetStream or no %s stream): %v", client.ErrNoAgent, consumer.JobsStream, err)
+		o.errorf("job %s: this NATS system stores no job outcomes (no JetStream, or no %s stream): %v", jobID, consumer.JobsStream, err)
+	default:
+		return err
 	}
-	return err
+	return exitError{exitNoAgent}
 }
 
 // setupCmd is `hive-agent setup`: creates the JetStream streams of durable
@@ -113,7 +116,8 @@ func (s *setupCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	}
 	if err != nil {
 		if errors.Is(err, consumer.ErrNoJetStream) {
-			return fmt.Errorf("%w: %v", client.ErrNoAgent, err)
+			o.errorf("%v: this NATS server has no JetStream, so there is nothing to set up", err)
+			return exitError{exitNoAgent}
 		}
 		return err
 	}

@@ -33,7 +33,7 @@ func helpCommand(err error) string {
 	var pe *kong.ParseError
 	if errors.As(err, &pe) && pe.Context != nil {
 		if n := pe.Context.Selected(); n != nil && n.Name != "run" {
-			return "hive-agent " + n.Name + " --help"
+			return n.FullPath() + " --help" // e.g. hive-agent catalog check --help
 		}
 	}
 	return "hive-agent --help"
