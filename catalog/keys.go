@@ -28,8 +28,10 @@ var typeKeys = map[string]typeKey{
 	"ready_timeout":  func(r *reader, t *Type, v ast.Node, f string) { readDuration(r, &t.ReadyTimeout, v, f) },
 	"stall_timeout":  func(r *reader, t *Type, v ast.Node, f string) { readDuration(r, &t.StallTimeout, v, f) },
 	"restart":        readRestart,
-	"max_restarts":   readMaxRestarts,
-	"pin_gpu":        readPinGPU,
+	"max_restarts": func(r *reader, t *Type, v ast.Node, f string) {
+		readInt(r, &t.MaxRestarts, v, f, 0, 1000, "a whole number, 0-1000")
+	},
+	"pin_gpu": readPinGPU,
 }
 
 func typeKeyNames() []string {
@@ -180,13 +182,18 @@ func readHealthPath(r *reader, t *Type, v ast.Node, field string) {
 }
 
 func readStatus(r *reader, dst *int, v ast.Node, field string) {
+	readInt(r, dst, v, field, 100, 599, "an HTTP status, 100-599")
+}
+
+// readInt reads a whole number in lo-hi into dst; want says what is wanted.
+func readInt(r *reader, dst *int, v ast.Node, field string, lo, hi int, want string) {
 	s, line, col, ok := scalarAt(r, v, field)
 	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 100 || n > 599 {
-		r.ps.add(line, col, field, "%q: want an HTTP status, 100-599", s)
+	if err != nil || n < lo || n > hi {
+		r.ps.add(line, col, field, "%q: want %s", s, want)
 		return
 	}
 	*dst = n
@@ -241,19 +248,6 @@ func readRestart(r *reader, t *Type, v ast.Node, field string) {
 	default:
 		t.Restart = s
 	}
-}
-
-func readMaxRestarts(r *reader, t *Type, v ast.Node, field string) {
-	s, line, col, ok := scalarAt(r, v, field)
-	if !ok {
-		return
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 1000 {
-		r.ps.add(line, col, field, "%q: want a whole number, 0-1000", s)
-		return
-	}
-	t.MaxRestarts = n
 }
 
 func readPinGPU(r *reader, t *Type, v ast.Node, field string) {
