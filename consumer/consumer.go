@@ -133,6 +133,8 @@ type Consumer struct {
 	instance atomic.Pointer[string]
 	out      *outbox
 	intake   *intake // nil without JetStream
+	// liveIntake is intake for the spawner's callbacks, set once it runs.
+	liveIntake atomic.Pointer[intake]
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -270,6 +272,9 @@ type inbound struct {
 	// afterSeq, when set, is the job's last stored narration seq: a
 	// redelivered command continues its job's numbering.
 	afterSeq uint64
+	// jobID and commandID, when set, replace the ids of a body that cannot
+	// be decoded (the intake's derived ones, see idsOf).
+	jobID, commandID string
 	// after, when set, sees the command's outcome before it is published.
 	after func(cmd commands.Command, n commands.Narrator, result any, err error) (any, error)
 }

@@ -117,6 +117,9 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),
 		StartedAt: commands.FormatTime(w.StartedAt()), Restart: w.Restarts,
 	})
+	if i := c.liveIntake.Load(); i != nil {
+		i.workerStarted(w)
+	}
 }
 
 // WorkerExited publishes the exited event of a worker this agent started

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
 )
 
@@ -42,21 +41,26 @@ const ackTimeout = 5 * time.Second
 // the consumer's one run path. Commands naming one worker run one at a
 // time in stream order; the others run concurrently.
 type intake struct {
-	c       *Consumer
-	log     *slog.Logger
-	store   *jobStore
-	stream  jetstream.Stream // HIVE_INTAKE
-	cons    jetstream.Consumer
-	prefix  string // hive.<hive>.intake.
-	filter  string
-	ackWait time.Duration
-	slots   chan struct{}
+	c         *Consumer
+	log       *slog.Logger
+	store     *jobStore
+	stream    jetstream.Stream // HIVE_INTAKE
+	cons      jetstream.Consumer
+	prefix    string // hive.<hive>.intake.
+	filter    string
+	ackWait   time.Duration
+	slots     chan struct{} // spawns, deletes
+	reads     chan struct{} // list, get, logs and commands answered at once
+	js        jetstream.JetStream
+	streams   StreamsConfig
+	mayCreate bool
 
 	// ctx ends when the consumer closes: nothing new starts after it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	cc     jetstream.ConsumeContext
-	ticker chan struct{} // closed to stop the in-progress ticker
+	cc     jetstream.ConsumeContext // guarded by mu
+	ticker chan struct{}            // closed to stop the in-progress ticker
+	kick   chan struct{}            // asks the ticker to check the consumer now
 	tickWG sync.WaitGroup
 
 	mu    sync.Mutex
@@ -67,6 +71,14 @@ type intake struct {
 	// worker wait for them.
 	orphans map[uint64]string
 	since   time.Time
+	// created is when the consumer consumed from was created; another
+	// time means it was deleted and created again.
+	created time.Time
+	// replacedUpTo is the highest stream sequence received from a consumer
+	// that was since replaced: its commands may have run here, acknowledged
+	// to the lost consumer, so they are checked like redeliveries.
+	replacedUpTo, lastSeq uint64
+	gone                  bool // the consumer is missing and was not created
 }
 
 // item is one intake command held by this agent.
@@ -79,11 +91,12 @@ type item struct {
 	msg     jetstream.Msg // the latest delivery
 	again   bool          // delivered before (to this agent or an earlier one)
 	running bool
-}
-
-type lane struct {
-	queue []*item // in stream order
-	busy  bool
+	// waiting: a spawn whose worker process runs and which waits for it
+	// (alive, ready); the worker's reads and a delete may pass it.
+	waiting bool
+	// deletedBy is the job id of the intake delete that passed this
+	// waiting spawn, ending its wait.
+	deletedBy string
 }
 
 // startIntake sets up the streams and starts consuming; any error leaves
@@ -120,8 +133,10 @@ func (c *Consumer) startIntake(ctx context.Context) error {
 	i := &intake{
 		c: c, log: c.log, store: &jobStore{js: jc.JS, stream: jobs, log: c.log}, stream: stream, cons: cons,
 		prefix: strings.TrimSuffix(filter, ">"), filter: filter, ackWait: cons.CachedInfo().Config.AckWait,
-		slots: make(chan struct{}, share), ticker: make(chan struct{}),
-		held: map[uint64]*item{}, lanes: map[string]*lane{}, orphans: map[uint64]string{}, since: time.Now(),
+		slots: make(chan struct{}, share), reads: make(chan struct{}, share), ticker: make(chan struct{}),
+		kick: make(chan struct{}, 1), js: jc.JS, streams: jc.Streams, mayCreate: !jc.NoCreate,
+		created: cons.CachedInfo().Created,
+		held:    map[uint64]*item{}, lanes: map[string]*lane{}, orphans: map[uint64]string{}, since: time.Now(),
 	}
 	i.ctx, i.cancel = context.WithCancel(context.Background())
 	if err := i.findOrphans(ctx); err != nil {
@@ -129,15 +144,7 @@ func (c *Consumer) startIntake(ctx context.Context) error {
 	}
 	orphans := len(i.orphans)
 	c.out.setStore(i.store)
-	i.cc, err = cons.Consume(i.receive,
-		jetstream.PullMaxMessages(64), jetstream.PullExpiry(10*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrConnectionClosed) {
-				c.log.Debug("intake consumer", "err", err)
-				return
-			}
-			c.log.Warn("intake consumer", "err", err)
-		}))
+	i.cc, err = i.consume(cons)
 	if err != nil {
 		c.out.setStore(nil)
 		return fmt.Errorf("consume %s: %w", ConsumerName(c.cfg.HiveID), err)
@@ -145,6 +152,7 @@ func (c *Consumer) startIntake(ctx context.Context) error {
 	i.tickWG.Add(1)
 	go i.tick()
 	c.intake = i
+	c.liveIntake.Store(i)
 	c.log.Info("taking durable intake commands", "subjects", filter, "stream", IntakeStream,
 		"consumer", ConsumerName(c.cfg.HiveID), "ack_wait", i.ackWait, "max_in_flight", share,
 		"unacknowledged_from_earlier_run", orphans, "results_stored_in", JobsStream)
@@ -202,9 +210,13 @@ func (i *intake) receive(msg jetstream.Msg) {
 	it := &item{seq: seq, key: ids.workerID, kind: kind, ids: ids, msg: msg,
 		in: inbound{subject: msg.Subject(), data: ids.body,
 			via: fmt.Sprintf(" from the durable intake (stream sequence %d, delivery %d)", seq, md.NumDelivered)}}
+	if ids.undecodable {
+		it.in.jobID, it.in.commandID = ids.jobID, ids.commandID
+	}
 	_, orphan := i.orphans[seq]
 	delete(i.orphans, seq)
-	it.again = orphan || md.NumDelivered > 1
+	it.again = orphan || md.NumDelivered > 1 || seq <= i.replacedUpTo
+	i.lastSeq = max(i.lastSeq, seq)
 	i.held[seq] = it
 	if it.key == "" {
 		it.running = true
@@ -231,39 +243,16 @@ func int64Cmp(a, b uint64) int {
 	return 0
 }
 
-// pump starts the next command of a worker's lane when none runs and no
-// earlier unacknowledged command of that worker is still to come. i.mu held.
-func (i *intake) pump(key string) {
-	l := i.lanes[key]
-	if l == nil || l.busy {
-		return
-	}
-	if len(l.queue) == 0 {
-		delete(i.lanes, key)
-		return
-	}
-	head := l.queue[0]
-	for seq, k := range i.orphans {
-		if k == key && seq < head.seq {
-			return
-		}
-	}
-	if i.ctx.Err() != nil {
-		return // closing: Close gives back what is queued
-	}
-	l.queue, l.busy, head.running = l.queue[1:], true, true
-	go i.run(head)
-}
-
 // run executes one command, stores its result, then acknowledges it.
 func (i *intake) run(it *item) {
 	defer i.done(it)
-	if !i.acquire() {
+	if !i.acquire(it) {
 		i.nak(it)
 		return
 	}
-	defer i.release()
+	defer i.release(it)
 	ctx := i.c.runCtx
+	it.in.after = i.after(it)
 	if it.again {
 		// Exactly once: a command whose result is stored is done; one that
 		// is not continues its job's narration and recognises its own work.
@@ -276,7 +265,6 @@ func (i *intake) run(it *item) {
 			return
 		}
 		it.in.afterSeq = i.store.lastSeq(ctx, it.ids.jobID)
-		it.in.after = afterRedelivery
 	}
 	o := i.c.execute(it.kind, it.in, nil)
 	defer i.c.record(o)
@@ -295,57 +283,21 @@ func (i *intake) run(it *item) {
 	}
 	msg := &nats.Msg{Subject: subj, Data: o.body}
 	if err := i.store.store(ctx, msg); err != nil {
-		// Live listeners still get it; the command stays unacknowledged
-		// and its next delivery finds what this one did.
+		// Live listeners still get it.
 		i.c.out.publish(msg)
-		i.log.Error("result not stored; the intake command stays unacknowledged", "subject", subj, "err", err)
-		return
+		if ctx.Err() != nil {
+			// Shutdown: it stays unacknowledged and its next delivery finds
+			// what this one did.
+			i.log.Error("result not stored; the intake command stays unacknowledged", "subject", subj, "err", err)
+			return
+		}
+		// HIVE_JOBS keeps refusing it: holding the command would hold its
+		// worker's later commands and an intake slot for good.
+		i.c.stats.notStored.Add(1)
+		i.log.Error("result not stored in "+JobsStream+"; published it and acknowledged the command anyway, so it cannot be read back later",
+			"job_id", o.env.JobID, "command_id", o.env.CommandID, "subject", subj, "seq", it.seq, "err", err)
 	}
 	i.ack(it)
-}
-
-// done forgets it and starts the next command of its worker.
-func (i *intake) done(it *item) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	delete(i.held, it.seq)
-	if it.key != "" {
-		if l := i.lanes[it.key]; l != nil {
-			l.busy = false
-		}
-		i.pump(it.key)
-	}
-}
-
-// acquire takes an intake slot and a slot of the consumer's limit,
-// waiting for them; false when the consumer closes first.
-func (i *intake) acquire() bool {
-	select {
-	case i.slots <- struct{}{}:
-	case <-i.ctx.Done():
-		return false
-	}
-	select {
-	case i.c.sem <- struct{}{}:
-	case <-i.ctx.Done():
-		<-i.slots
-		return false
-	}
-	i.c.closeMu.Lock()
-	defer i.c.closeMu.Unlock()
-	if i.c.closing {
-		<-i.c.sem
-		<-i.slots
-		return false
-	}
-	i.c.inflight.Add(1)
-	return true
-}
-
-func (i *intake) release() {
-	<-i.c.sem
-	<-i.slots
-	i.c.inflight.Done()
 }
 
 func (i *intake) latest(it *item) jetstream.Msg {
@@ -369,61 +321,13 @@ func (i *intake) nak(it *item) {
 	}
 }
 
-// tick tells the server every held command is still being worked on
-// (queued behind its worker or running: a wait ready takes minutes), and
-// forgets orphans that are gone from the stream.
-func (i *intake) tick() {
-	defer i.tickWG.Done()
-	every := max(i.ackWait/3, 100*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-i.ticker:
-			return
-		case <-t.C:
-		}
-		i.mu.Lock()
-		msgs := make([]jetstream.Msg, 0, len(i.held))
-		for _, it := range i.held {
-			msgs = append(msgs, it.msg)
-		}
-		var orphans []uint64
-		if time.Since(i.since) > 2*i.ackWait+10*time.Second {
-			for seq := range i.orphans {
-				orphans = append(orphans, seq)
-			}
-		}
-		i.mu.Unlock()
-		for _, m := range msgs {
-			m.InProgress()
-		}
-		for _, seq := range orphans {
-			i.forgetIfGone(seq)
-		}
-	}
-}
-
-// forgetIfGone drops an orphan that left the stream without coming here
-// (acknowledged elsewhere, purged), so its worker's later commands go on.
-func (i *intake) forgetIfGone(seq uint64) {
-	ctx, cancel := context.WithTimeout(i.ctx, 5*time.Second)
-	defer cancel()
-	if _, err := i.stream.GetMsg(ctx, seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if key, ok := i.orphans[seq]; ok {
-		delete(i.orphans, seq)
-		i.pump(key)
-	}
-}
-
 // stop ends the intake's deliveries and gives back what has not started;
 // commands that run are finished by Close's wait.
 func (i *intake) stop() {
-	i.cc.Stop()
+	i.mu.Lock()
+	cc := i.cc
+	i.mu.Unlock()
+	cc.Stop()
 	i.cancel()
 	i.mu.Lock()
 	var queued []*item
@@ -444,25 +348,4 @@ func (i *intake) finish() {
 	close(i.ticker)
 	i.tickWG.Wait()
 	i.c.out.setStore(nil)
-}
-
-// AlreadyStoppedResult is the result of a delete delivered again after
-// the agent stopped mid-way, when the worker is gone: most likely the
-// earlier delivery stopped it.
-type AlreadyStoppedResult struct {
-	WorkerID       string `json:"worker_id"`
-	AlreadyStopped bool   `json:"already_stopped"`
-	Note           string `json:"note"`
-}
-
-// afterRedelivery turns a redelivered delete's not_found into ok: the
-// command already did its work, the agent only never got to store it.
-func afterRedelivery(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
-	d, ok := cmd.(*commands.Delete)
-	if !ok || err == nil || commands.ToError(err).Code != commands.CodeNotFound {
-		return result, err
-	}
-	note := fmt.Sprintf("Worker %s is not running. This delete was delivered again after the agent stopped before storing its result, so the earlier delivery most likely stopped it; nothing was signalled now.", d.WorkerID)
-	n.Narrate("worker_already_stopped", commands.LevelInfo, note, commands.Fields{WorkerID: d.WorkerID})
-	return AlreadyStoppedResult{WorkerID: d.WorkerID, AlreadyStopped: true, Note: note}, nil
 }

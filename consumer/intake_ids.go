@@ -20,6 +20,9 @@ type intakeIDs struct {
 	// body is the command with the ids it lacked filled in.
 	body                       []byte
 	jobID, commandID, workerID string
+	// undecodable: the body is no JSON object, so the ids could not be
+	// filled in; the run uses jobID and commandID for its bad_request.
+	undecodable bool
 }
 
 // idsOf fills in the ids a stored command left out, derived from the
@@ -28,7 +31,8 @@ type intakeIDs struct {
 // Nats-Msg-Id when that is a valid token, else intake-<stream sequence>;
 // job_id is the command_id; a spawn's worker_id is worker- plus 8 hex of
 // the command_id's SHA-256. A body that is not a JSON object is left as it
-// is: Decode answers it with bad_request.
+// is: Decode answers it with bad_request, under the ids of its first JSON
+// object when it has valid ones, else the derived ones (undecodableIDs).
 func idsOf(kind string, data []byte, h nats.Header, seq uint64) intakeIDs {
 	ids := intakeIDs{body: data}
 	body := bytes.TrimSpace(data)
@@ -36,7 +40,7 @@ func idsOf(kind string, data []byte, h nats.Header, seq uint64) intakeIDs {
 		body = []byte("{}")
 	}
 	if len(body) > commands.MaxBodyBytes || body[0] != '{' || !json.Valid(body) {
-		return ids
+		return undecodableIDs(data, h, seq)
 	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(body, &top) != nil {
@@ -60,10 +64,7 @@ func idsOf(kind string, data []byte, h nats.Header, seq uint64) intakeIDs {
 	}
 	cmdID, present := str("command_id")
 	if !present {
-		cmdID = "intake-" + strconv.FormatUint(seq, 10)
-		if id := h.Get(jetstream.MsgIDHeader); subjects.ValidToken(id) == nil {
-			cmdID = id
-		}
+		cmdID = derivedCommandID(h, seq)
 		fill("command_id", cmdID)
 	}
 	jobID, present := str("job_id")
@@ -87,4 +88,42 @@ func idsOf(kind string, data []byte, h nats.Header, seq uint64) intakeIDs {
 		ids.body = []byte("{" + strings.Join(add, ",") + sep + string(rest))
 	}
 	return ids
+}
+
+// derivedCommandID is the Nats-Msg-Id when it is a valid token, else
+// intake-<stream sequence>.
+func derivedCommandID(h nats.Header, seq uint64) string {
+	if id := h.Get(jetstream.MsgIDHeader); subjects.ValidToken(id) == nil {
+		return id
+	}
+	return "intake-" + strconv.FormatUint(seq, 10)
+}
+
+// undecodableIDs are the ids of a body that is no JSON object: those its
+// first JSON object carries when valid (as Decode's best effort reads
+// them), else the derived command id, which is also the job id; so
+// `hive-agent job <Nats-Msg-Id>` finds its bad_request.
+func undecodableIDs(data []byte, h nats.Header, seq uint64) intakeIDs {
+	ids := intakeIDs{body: data, undecodable: true}
+	var raw struct {
+		JobID     any `json:"job_id"`
+		CommandID any `json:"command_id"`
+	}
+	if len(data) <= commands.MaxBodyBytes && json.NewDecoder(bytes.NewReader(data)).Decode(&raw) == nil {
+		ids.jobID, ids.commandID = validString(raw.JobID), validString(raw.CommandID)
+	}
+	if ids.commandID == "" {
+		ids.commandID = derivedCommandID(h, seq)
+	}
+	if ids.jobID == "" {
+		ids.jobID = ids.commandID
+	}
+	return ids
+}
+
+func validString(v any) string {
+	if s, ok := v.(string); ok && subjects.ValidToken(s) == nil {
+		return s
+	}
+	return ""
 }

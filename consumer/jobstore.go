@@ -55,20 +55,38 @@ func (s *jobStore) publishAsync(msg *nats.Msg) (<-chan bool, error) {
 	return stored, nil
 }
 
-// store publishes msg until HIVE_JOBS acknowledged it, across reconnects,
-// or ctx ends.
+// storeAttempts bounds the attempts to store one result while the
+// connection is up: a HIVE_JOBS that keeps refusing it (full with discard
+// new, a limit, a failing server) must not hold its command, and with it
+// the intake, forever. Attempts while disconnected do not count.
+const storeAttempts = 5
+
+// errNotStored marks a result HIVE_JOBS kept refusing for storeAttempts attempts.
+var errNotStored = errors.New("HIVE_JOBS kept refusing the result")
+
+// store publishes msg until HIVE_JOBS acknowledged it, across reconnects;
+// it gives up when ctx ends or after storeAttempts refusals while
+// connected (an error wrapping errNotStored and the last refusal).
 func (s *jobStore) store(ctx context.Context, msg *nats.Msg) error {
 	id := msgID(msg)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
-	attempt := 0
+	attempt, refused := 0, 0
 	return backoff.RetryNotify(func() error {
 		attempt++
 		actx, cancel := context.WithTimeout(ctx, storeAckTimeout)
 		defer cancel()
 		_, err := s.js.PublishMsg(actx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(JobsStream))
-		if err != nil && ctx.Err() != nil {
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
 			return backoff.Permanent(fmt.Errorf("store %s: %w", msg.Subject, ctx.Err()))
+		}
+		if s.js.Conn().IsConnected() {
+			if refused++; refused >= storeAttempts {
+				return backoff.Permanent(fmt.Errorf("%w after %d attempts: %w", errNotStored, refused, err))
+			}
 		}
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {

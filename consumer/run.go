@@ -63,6 +63,9 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outcome {
 	start := time.Now()
 	cmd, env, decodeErr := commands.Decode(kind, in.data)
+	if decodeErr != nil && in.jobID != "" {
+		env.JobID, env.CommandID = in.jobID, in.commandID
+	}
 	j := c.jobs.acquire(env.JobID)
 	defer c.jobs.release(j)
 	if in.afterSeq > 0 {

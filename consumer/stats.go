@@ -3,6 +3,7 @@ package consumer
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rbee/hive-agent/commands"
 )
@@ -14,6 +15,8 @@ type stats struct {
 	mu     sync.Mutex
 	byKind map[string]uint64
 	byCode map[string]map[string]uint64 // kind -> code -> count
+	// notStored counts intake results HIVE_JOBS kept refusing.
+	notStored atomic.Uint64
 }
 
 func (s *stats) record(kind string, e *commands.Error) {
@@ -41,12 +44,17 @@ type StatsData struct {
 	// Republished counts results and replies published again after a
 	// reconnect, across endpoints.
 	Republished uint64 `json:"republished"`
+	// ResultsNotStored counts intake commands whose result HIVE_JOBS kept
+	// refusing (e.g. full with discard new): published and acknowledged
+	// anyway, so not readable later (docs/intake.md). Across endpoints.
+	ResultsNotStored uint64 `json:"results_not_stored"`
 }
 
 func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) StatsData {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max, Republished: republished}
+	d := StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max, Republished: republished,
+		ResultsNotStored: s.notStored.Load()}
 	for code, n := range s.byCode[kind] {
 		d.Errors[code] = n
 	}

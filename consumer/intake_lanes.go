@@ -1,0 +1,203 @@
+package consumer
+
+import (
+	"fmt"
+
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// lane holds one worker's intake commands. They start in stream order,
+// each once the ones before it finished, with two exceptions that keep
+// the order's meaning: reads (get, logs) run side by side, and once a
+// spawn's worker process runs, the spawn's wait for it (alive, ready) no
+// longer holds the worker's reads and a delete back; such a delete ends
+// that wait.
+type lane struct {
+	queue   []*item // in stream order, not started
+	running []*item
+}
+
+// isRead reports whether kind only reads (or is answered at once): it has
+// its own admission and never waits for a spawn or delete's slot.
+func isRead(kind string) bool {
+	return kind != commands.KindSpawn && kind != commands.KindDelete
+}
+
+// mayStart reports whether head may start while l's running commands run.
+func mayStart(l *lane, head *item) bool {
+	for _, r := range l.running {
+		passable := r.kind == commands.KindSpawn && r.waiting
+		switch {
+		case isRead(head.kind) && (passable || isRead(r.kind)):
+		case head.kind == commands.KindDelete && passable:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// pump starts the commands at the head of a worker's lane that may start,
+// unless an earlier unacknowledged command of that worker is still to
+// come. i.mu held.
+func (i *intake) pump(key string) {
+	l := i.lanes[key]
+	if l == nil {
+		return
+	}
+	for len(l.queue) > 0 && i.ctx.Err() == nil { // closing: Close gives back what is queued
+		head := l.queue[0]
+		for seq, k := range i.orphans {
+			if k == key && seq < head.seq {
+				return
+			}
+		}
+		if !mayStart(l, head) {
+			return
+		}
+		if head.kind == commands.KindDelete {
+			for _, r := range l.running {
+				if r.kind == commands.KindSpawn {
+					r.deletedBy = head.ids.jobID
+				}
+			}
+		}
+		l.queue = l.queue[1:]
+		l.running = append(l.running, head)
+		head.running = true
+		go i.run(head)
+	}
+	if len(l.queue) == 0 && len(l.running) == 0 {
+		delete(i.lanes, key)
+	}
+}
+
+// done forgets it and starts what may start next in its worker's lane.
+func (i *intake) done(it *item) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	delete(i.held, it.seq)
+	if it.key == "" {
+		return
+	}
+	if l := i.lanes[it.key]; l != nil {
+		for k, r := range l.running {
+			if r == it {
+				l.running = append(l.running[:k], l.running[k+1:]...)
+				break
+			}
+		}
+	}
+	i.pump(it.key)
+}
+
+// workerStarted marks the running spawn that started w as waiting for it,
+// letting the worker's reads and a delete pass it.
+func (i *intake) workerStarted(w spawner.Worker) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	l := i.lanes[w.WorkerID]
+	if l == nil {
+		return
+	}
+	for _, r := range l.running {
+		if r.kind == commands.KindSpawn && r.ids.commandID == w.CommandID {
+			r.waiting = true
+		}
+	}
+	i.pump(w.WorkerID)
+}
+
+// acquire takes an admission slot: reads their own, so that they never
+// wait behind slow spawns; spawns and deletes an intake slot and one of
+// the consumer's limit. It waits for them; false when the consumer closes
+// first.
+func (i *intake) acquire(it *item) bool {
+	if isRead(it.kind) {
+		select {
+		case i.reads <- struct{}{}:
+		case <-i.ctx.Done():
+			return false
+		}
+		return i.admit(func() { <-i.reads })
+	}
+	select {
+	case i.slots <- struct{}{}:
+	case <-i.ctx.Done():
+		return false
+	}
+	select {
+	case i.c.sem <- struct{}{}:
+	case <-i.ctx.Done():
+		<-i.slots
+		return false
+	}
+	return i.admit(func() { <-i.c.sem; <-i.slots })
+}
+
+// admit counts an admitted command in Close's wait, or gives its slots
+// back when Close began.
+func (i *intake) admit(giveBack func()) bool {
+	i.c.closeMu.Lock()
+	defer i.c.closeMu.Unlock()
+	if i.c.closing {
+		giveBack()
+		return false
+	}
+	i.c.inflight.Add(1)
+	return true
+}
+
+func (i *intake) release(it *item) {
+	if isRead(it.kind) {
+		<-i.reads
+	} else {
+		<-i.c.sem
+		<-i.slots
+	}
+	i.c.inflight.Done()
+}
+
+// after is it's outcome hook: a redelivered delete's not_found becomes ok
+// (afterRedelivery), and a spawn whose wait a delete ended says so.
+func (i *intake) after(it *item) func(commands.Command, commands.Narrator, any, error) (any, error) {
+	again := it.again
+	return func(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
+		if again {
+			result, err = afterRedelivery(cmd, n, result, err)
+		}
+		i.mu.Lock()
+		by := it.deletedBy
+		i.mu.Unlock()
+		if by == "" || err == nil {
+			return result, err
+		}
+		e := *commands.ToError(err)
+		if e.Code == commands.CodeWorkerExited {
+			e.Message = fmt.Sprintf("worker %s was deleted by job %s while this spawn waited for it: %s", it.key, by, e.Message)
+		}
+		return result, &e
+	}
+}
+
+// AlreadyStoppedResult is the result of a delete delivered again after
+// the agent stopped mid-way, when the worker is gone: most likely the
+// earlier delivery stopped it.
+type AlreadyStoppedResult struct {
+	WorkerID       string `json:"worker_id"`
+	AlreadyStopped bool   `json:"already_stopped"`
+	Note           string `json:"note"`
+}
+
+// afterRedelivery turns a redelivered delete's not_found into ok: the
+// command already did its work, the agent only never got to store it.
+func afterRedelivery(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
+	d, ok := cmd.(*commands.Delete)
+	if !ok || err == nil || commands.ToError(err).Code != commands.CodeNotFound {
+		return result, err
+	}
+	note := fmt.Sprintf("Worker %s is not running. This delete was delivered again after the agent stopped before storing its result, so the earlier delivery most likely stopped it; nothing was signalled now.", d.WorkerID)
+	n.Narrate("worker_already_stopped", commands.LevelInfo, note, commands.Fields{WorkerID: d.WorkerID})
+	return AlreadyStoppedResult{WorkerID: d.WorkerID, AlreadyStopped: true, Note: note}, nil
+}
