@@ -110,6 +110,10 @@ type Deps struct {
 	Catalog *catalog.Catalog
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxResultBytes, when positive, is how many bytes the result may take
+	// JSON-encoded so that the reply fits the connection's max payload;
+	// a logs read returns no more than fits.
+	MaxResultBytes int64
 }
 
 func (d Deps) now() time.Time {

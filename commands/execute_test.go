@@ -259,12 +259,14 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
 			},
-			wantWait: commands.WaitExec, // a resend waits for nothing
+			// A resend waits as the first did: this worker has been up
+			// longer than the alive window.
+			wantWait: commands.WaitAlive,
 		},
 		{
 			name: "same command id with every option",
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-1","command_id":"c1",` +
-				`"port":9101,"queen_url":"https://q:1","wait":"ready","wait_timeout_ms":10}`,
+				`"port":9101,"queen_url":"https://q:1","wait":"exec","wait_timeout_ms":10}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
@@ -301,6 +303,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 					specs = append(specs, spec)
 					return nil, fmt.Errorf("start: %w", &spawner.RunningError{Worker: running})
 				},
+				FindFunc: func(context.Context, string) (spawner.Worker, error) { return running, nil },
 			}
 			var n narration
 			cmd := mustDecode(t, commands.KindSpawn, tt.body)
@@ -346,8 +349,12 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			if got, ok := res.(commands.SpawnResult); !ok || got != wantRes {
 				t.Errorf("got result %#v, want %#v", res, wantRes)
 			}
-			if got, want := n.actions(), []string{"worker_binary_resolved", "worker_already_running"}; !reflect.DeepEqual(got, want) {
-				t.Errorf("got narration %v, want %v", got, want)
+			wantActions := []string{"worker_binary_resolved", "worker_already_running"}
+			if tt.wantWait == commands.WaitAlive {
+				wantActions = append(wantActions, "worker_alive")
+			}
+			if got := n.actions(); !reflect.DeepEqual(got, wantActions) {
+				t.Errorf("got narration %v, want %v", got, wantActions)
 			}
 			if last := n.events[len(n.events)-1]; last.Fields != (commands.Fields{WorkerID: "w1", PID: 4242}) || last.Level != commands.LevelInfo {
 				t.Errorf("got last event %+v, want info about w1 pid 4242", last)

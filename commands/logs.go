@@ -2,8 +2,10 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/rbee/hive-agent/spawner"
 )
@@ -91,6 +93,12 @@ func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
 	}
 	if c.MaxBytes != nil {
 		q.MaxBytes = *c.MaxBytes
+	}
+	if d.MaxResultBytes > 0 {
+		// What the result takes besides its lines, with the largest offset and size.
+		rest, _ := json.Marshal(LogsResult{WorkerID: c.WorkerID, LogPath: w.LogPath, Lines: []string{},
+			Offset: math.MaxInt64, Size: math.MaxInt64, Truncated: true, Running: true})
+		q.MaxJSON = max(d.MaxResultBytes-int64(len(rest))+2, 3)
 	}
 	r, err := d.Spawner.ReadLog(w, q)
 	if err != nil {

@@ -79,11 +79,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	var running *spawner.RunningError
 	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
 		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {
-		w := running.Worker
-		n.Narrate("worker_already_running", LevelInfo,
-			fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started and nothing waited for (the first command's outcome goes to job.%s.result).",
-				w.WorkerID, w.PID, c.CommandID, w.JobID), Fields{WorkerID: w.WorkerID, PID: w.PID})
-		return spawnResultOf(w, WaitExec, true), nil
+		return c.resent(ctx, d, typ, running.Worker, wait)
 	}
 	if err != nil {
 		return nil, err

@@ -84,7 +84,8 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	case decodeErr != nil:
 		err = decodeErr
 	default:
-		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults, Catalog: c.cfg.Catalog})
+		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults,
+			Catalog: c.cfg.Catalog, MaxResultBytes: c.resultRoom(kind, env)})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}
@@ -119,6 +120,13 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	}
 	n.publish(end)
 	return outcome{kind: kind, env: env, reply: reply, body: body, start: start}
+}
+
+// resultRoom is how many bytes a command's result may take JSON-encoded
+// for its reply to fit the connection's max payload (headers' room kept).
+func (c *Consumer) resultRoom(kind string, env commands.Envelope) int64 {
+	base, _ := json.Marshal(Reply{OK: true, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID})
+	return c.nc.MaxPayload() - replyHeaderRoom - int64(len(base)+len(`,"result":`))
 }
 
 // record counts and logs a finished command.

@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // Limits of an offset read of a worker's log.
@@ -34,6 +36,12 @@ type LogQuery struct {
 	Lines    int
 	From     *int64
 	MaxBytes int64
+	// MaxJSON, when positive, bounds the lines JSON-encoded as an array
+	// (brackets, quotes, escapes and commas included), so that a reply
+	// carrying them fits a NATS message: an offset read stops at the last
+	// whole line that fits (Offset says where the next read starts); a
+	// lines read keeps the newest lines that fit.
+	MaxJSON int64
 }
 
 // LogRead is one read of a worker's log.
@@ -99,13 +107,16 @@ func (s *Spawner) ReadLog(w Worker, q LogQuery) (LogRead, error) {
 		}
 		res.Offset = end
 		res.Lines, err = tail(f, end, q.Lines)
+		if q.MaxJSON > 0 {
+			res.Lines = newestThatFit(res.Lines, q.MaxJSON)
+		}
 		return res, err
 	}
 	from := *q.From
 	if from > res.Size {
 		from, res.Truncated = 0, true
 	}
-	res.Lines, res.Offset, err = readLines(f, from, res.Size, q.MaxBytes)
+	res.Lines, res.Offset, err = readLines(f, from, res.Size, q.MaxBytes, q.MaxJSON)
 	return res, err
 }
 
@@ -181,10 +192,12 @@ func lastLineEnd(r io.ReaderAt, size int64) (int64, error) {
 }
 
 // readLines returns the whole lines in r between from and size, reading at
-// most max bytes, and the offset after the last one. An unfinished last
-// line stays for the next read, unless it alone fills max bytes: then that
-// piece is returned as a line, so a follower always moves on.
-func readLines(r io.ReaderAt, from, size, max int64) ([]string, int64, error) {
+// most max bytes and, when maxJSON is positive, at most the lines whose
+// JSON array takes maxJSON bytes, and the offset after the last one. An
+// unfinished last line stays for the next read, unless it alone fills max
+// bytes; a line too long for maxJSON is cut where it would overflow: then
+// that piece is returned as a line, so a follower always moves on.
+func readLines(r io.ReaderAt, from, size, max, maxJSON int64) ([]string, int64, error) {
 	n := min(max, size-from)
 	if n <= 0 {
 		return []string{}, from, nil
@@ -193,16 +206,80 @@ func readLines(r io.ReaderAt, from, size, max int64) ([]string, int64, error) {
 	if _, err := r.ReadAt(b, from); err != nil && !errors.Is(err, io.EOF) {
 		return nil, from, fmt.Errorf("read log: %w", err)
 	}
-	i := bytes.LastIndexByte(b, '\n')
-	if i < 0 {
+	last := bytes.LastIndexByte(b, '\n')
+	if last < 0 {
 		if n < max {
 			return []string{}, from, nil
 		}
-		return []string{string(b)}, from + n, nil
+		piece := fitPiece(b, maxJSON)
+		return []string{string(piece)}, from + int64(len(piece)), nil
 	}
-	lines := strings.Split(string(b[:i]), "\n")
-	for k, l := range lines {
-		lines[k] = strings.TrimSuffix(l, "\r")
+	lines := []string{}
+	used, end := int64(2), 0 // the brackets
+	for end <= last {
+		raw := b[end : end+bytes.IndexByte(b[end:], '\n')]
+		line := strings.TrimSuffix(string(raw), "\r")
+		cost := jsonLen(line)
+		if len(lines) > 0 {
+			cost++ // the comma
+		}
+		if maxJSON > 0 && used+cost > maxJSON {
+			if len(lines) == 0 {
+				piece := fitPiece(raw, maxJSON)
+				return []string{string(piece)}, from + int64(len(piece)), nil
+			}
+			break
+		}
+		lines = append(lines, line)
+		used += cost
+		end += len(raw) + 1
 	}
-	return lines, from + int64(i) + 1, nil
+	return lines, from + int64(end), nil
+}
+
+// jsonLen is how many bytes s takes JSON-encoded as the agent encodes replies.
+func jsonLen(s string) int64 {
+	b, _ := json.Marshal(s)
+	return int64(len(b))
+}
+
+// fitPiece is the longest start of b, cut at a character boundary, that
+// JSON-encoded as a one-line array takes at most maxJSON bytes (all of b
+// when maxJSON is not positive); at least one byte, so a reader moves on.
+func fitPiece(b []byte, maxJSON int64) []byte {
+	if maxJSON <= 0 || 2+jsonLen(string(b)) <= maxJSON {
+		return b
+	}
+	lo, hi := 1, len(b) // lo fits or is the least; hi does not fit
+	for lo+1 < hi {
+		mid := (lo + hi) / 2
+		if 2+jsonLen(string(b[:mid])) <= maxJSON {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	for cut := lo; cut > 1 && cut > lo-utf8.UTFMax; cut-- {
+		if utf8.RuneStart(b[cut]) {
+			return b[:cut]
+		}
+	}
+	return b[:lo]
+}
+
+// newestThatFit drops the oldest lines until the rest, JSON-encoded as an
+// array, take at most maxJSON bytes.
+func newestThatFit(lines []string, maxJSON int64) []string {
+	used := int64(2)
+	for k := len(lines) - 1; k >= 0; k-- {
+		cost := jsonLen(lines[k])
+		if k < len(lines)-1 {
+			cost++
+		}
+		if used+cost > maxJSON {
+			return lines[k+1:]
+		}
+		used += cost
+	}
+	return lines
 }
