@@ -97,6 +97,9 @@ type item struct {
 	// deletedBy is the job id of the intake delete that passed this
 	// waiting spawn, ending its wait.
 	deletedBy string
+	// borrows: a delete that passed a waiting spawn; it runs on that
+	// spawn's admission slot rather than waiting for one.
+	borrows bool
 }
 
 // startIntake sets up the streams and starts consuming; any error leaves

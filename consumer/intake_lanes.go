@@ -59,7 +59,9 @@ func (i *intake) pump(key string) {
 		if head.kind == commands.KindDelete {
 			for _, r := range l.running {
 				if r.kind == commands.KindSpawn {
-					r.deletedBy = head.ids.jobID
+					// It takes no slot of its own: it ends the wait that
+					// holds one, which may be the last one free.
+					r.deletedBy, head.borrows = head.ids.jobID, true
 				}
 			}
 		}
@@ -111,9 +113,12 @@ func (i *intake) workerStarted(w spawner.Worker) {
 
 // acquire takes an admission slot: reads their own, so that they never
 // wait behind slow spawns; spawns and deletes an intake slot and one of
-// the consumer's limit. It waits for them; false when the consumer closes
-// first.
+// the consumer's limit, except a delete that ends a spawn's wait (it uses
+// that spawn's). It waits for them; false when the consumer closes first.
 func (i *intake) acquire(it *item) bool {
+	if it.borrows {
+		return i.admit(func() {})
+	}
 	if isRead(it.kind) {
 		select {
 		case i.reads <- struct{}{}:
@@ -150,9 +155,11 @@ func (i *intake) admit(giveBack func()) bool {
 }
 
 func (i *intake) release(it *item) {
-	if isRead(it.kind) {
+	switch {
+	case it.borrows:
+	case isRead(it.kind):
 		<-i.reads
-	} else {
+	default:
 		<-i.c.sem
 		<-i.slots
 	}
