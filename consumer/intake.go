@@ -328,10 +328,10 @@ func (i *intake) nak(it *item) {
 // commands that run are finished by Close's wait.
 func (i *intake) stop() {
 	i.mu.Lock()
+	i.cancel() // under mu: a consumer created again after this is not used
 	cc := i.cc
 	i.mu.Unlock()
 	cc.Stop()
-	i.cancel()
 	i.mu.Lock()
 	var queued []*item
 	for _, it := range i.held {

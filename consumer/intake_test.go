@@ -64,7 +64,7 @@ func TestIntake_QueuedBeforeAgentRunOnce(t *testing.T) {
 	if r := got["q-unknown"]; r.OK || r.Error.Code != commands.CodeUnknownCommand {
 		t.Errorf("unknown command: got %s, want unknown_command", r.raw)
 	}
-	// Nine commands, nine results on the wire (the non-JSON one under a generated job id).
+	// Nine commands, nine results on the wire (the non-JSON one under job id intake-<seq>).
 	watcher.Flush()
 	time.Sleep(200 * time.Millisecond) // a duplicate would be on its way
 	if len(results) != 9 {

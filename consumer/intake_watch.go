@@ -121,6 +121,11 @@ func (i *intake) checkConsumer() {
 		return
 	}
 	i.mu.Lock()
+	if i.ctx.Err() != nil { // stop ran meanwhile and stopped the old one
+		i.mu.Unlock()
+		cc.Stop()
+		return
+	}
 	old := i.cc
 	i.cc, i.cons, i.created = cc, cons, created
 	// What the lost consumer delivered may have been acknowledged to it
