@@ -221,8 +221,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				return out
 			},
 			// Read at scrape time, after cons is set and started.
-			InFlight:      func() int { return cons.InFlight() },
-			IntakeBacklog: func() (uint64, uint64, bool) { return cons.IntakeBacklog() },
+			InFlight:       func() int { return cons.InFlight() },
+			IntakeBacklog:  func() (uint64, uint64, bool) { return cons.IntakeBacklog() },
 			NATSConnected:  nc.IsConnected,
 			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
 			Logger:         log,
