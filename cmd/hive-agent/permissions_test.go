@@ -148,3 +148,36 @@ func TestPermissions_HiveSetRefusesAnotherHive(t *testing.T) {
 		t.Errorf("exit without naming the refused subscription:\n%s", out)
 	}
 }
+
+// docs/operations.md shows every file of deploy/nats as a fenced block,
+// headed by its path, byte for byte as the tests load it.
+func TestPermissions_DocsShowTheFiles(t *testing.T) {
+	root := repoRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "deploy", "nats", "*.conf"))
+	more, _ := filepath.Glob(filepath.Join(root, "deploy", "nats", "permissions", "*.conf"))
+	files = append(files, more...)
+	if len(files) != 4 {
+		t.Fatalf("deploy/nats holds %d .conf files, want the server file and three sets: %v", len(files), files)
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := "`" + filepath.ToSlash(rel) + "`:\n\n```conf\n"
+		_, rest, ok := strings.Cut(string(doc), head)
+		if !ok {
+			t.Errorf("docs/operations.md has no block headed %q", strings.TrimSpace(head))
+			continue
+		}
+		got, _, ok := strings.Cut(rest, "```\n")
+		if !ok || got != string(want) {
+			t.Errorf("docs/operations.md's block of %s differs from the file:\n--- doc:\n%s--- file:\n%s", rel, got, want)
+		}
+	}
+}
