@@ -69,6 +69,47 @@ func TestAgent_MetricsSeriesBoundedForUnknownSubjects(t *testing.T) {
 	listPIDs(t, nc, hive) // and the agent still serves
 }
 
+// A spawn waiting for a worker that never gets ready shows in the
+// in-flight gauge and on the worker gauge with its type and device; both
+// go back once a delete ended it.
+func TestAgent_MetricsInFlightAndWorkers(t *testing.T) {
+	s := testenv.NATS(t)
+	hive := newHive(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	a := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL(), "--metrics-listen", addr)
+	a.waitLog(t, "serving Prometheus metrics")
+	nc := testenv.Connect(t, s)
+	url := "http://" + addr + "/metrics"
+	waitScrape := func(want string) string {
+		t.Helper()
+		body := scrape(t, url)
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(body, want) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			body = scrape(t, url)
+		}
+		if !strings.Contains(body, want) {
+			t.Fatalf("scrape never had %q:\n%s", want, grepMetrics(body))
+		}
+		return body
+	}
+	waitScrape("hive_agent_commands_in_flight 0")
+	answered := make(chan error, 1)
+	go func() {
+		_, err := nc.Request("hive."+hive+".worker.spawn",
+			[]byte(`{"worker_id":"w1","model_id":"m@no-health","device":"cpu","wait":"ready","wait_timeout_ms":120000}`), 150*time.Second)
+		answered <- err
+	}()
+	waitScrape("hive_agent_commands_in_flight 1")
+	waitScrape(`hive_agent_workers{device="cpu",state="running",worker_type="cpu-llm"} 1`)
+	request(t, nc, "hive."+hive+".worker.delete", `{"worker_id":"w1","grace_ms":0}`, nil)
+	if err := <-answered; err != nil {
+		t.Fatalf("spawn: %v", err)
+	}
+	if body := waitScrape("hive_agent_commands_in_flight 0"); strings.Contains(body, "hive_agent_workers{") {
+		t.Errorf("a worker left on the gauge after the delete:\n%s", grepMetrics(body))
+	}
+}
+
 // agentSeries is the names with labels of the hive_agent_ samples of a scrape.
 func agentSeries(body string) map[string]bool {
 	out := map[string]bool{}

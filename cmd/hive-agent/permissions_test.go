@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -126,6 +128,27 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	}
 	if r := operator.cli(t, s, "job", "perm-intake-1", "-f", "--timeout", "30s"); r.code != 0 || !strings.Contains(r.stdout, "hive: ") {
 		t.Errorf("operator-read follows an intake job: %s", r)
+	}
+	// operator-read cannot put a command into the intake either.
+	refusals := make(chan error, 4)
+	onc, err := nats.Connect(s.ClientURL(), nats.UserInfo("operator", "pw-operator"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refusals <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onc.Close()
+	intakeSubj := "hive." + permHive + ".intake.worker.spawn"
+	if err := onc.Publish(intakeSubj, []byte(`{"model_id":"m","device":"cpu"}`)); err != nil {
+		t.Fatal(err)
+	}
+	onc.Flush()
+	select {
+	case err := <-refusals:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"`+intakeSubj+`"`) {
+			t.Errorf("operator-read intake publish: %v, want a permissions violation naming %s", err, intakeSubj)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("operator-read intake publish: no permissions violation")
 	}
 	if r := queen.cli(t, s, "stop", "w1", "--hive", permHive); r.code != 0 {
 		t.Errorf("queen stop: %s", r)
