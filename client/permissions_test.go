@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,34 @@ func TestClient_RefusedCommandIsAPermissionError(t *testing.T) {
 	case err := <-others:
 		t.Errorf("the connection's own error handler got %v", err)
 	default:
+	}
+}
+
+// Discovery refused, and a request whose answer could not come back (the
+// inbox subscription refused), fail at once with a *PermissionError too.
+func TestClient_RefusedDiscoveryAndInbox(t *testing.T) {
+	s := testenv.NATSWith(t, &server.Options{Users: []*server.User{
+		{Username: "no-srv", Password: "pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"hive.*.worker.list"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}},
+		{Username: "no-inbox", Password: "pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"job.>"}}}},
+	}})
+	connect := func(user string) *client.Client {
+		nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, "pw"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return client.New(nc, client.WithTimeout(time.Minute))
+	}
+	var pe *client.PermissionError
+	if _, err := connect("no-srv").Discover(ctx(t)); !errors.As(err, &pe) || pe.Op != "publish" || pe.Subject != "$SRV.INFO.hive-agent" {
+		t.Errorf("discovery without $SRV: %v, want a *PermissionError for publish to $SRV.INFO.hive-agent", err)
+	}
+	_, err := connect("no-inbox").List(ctx(t), "h1")
+	if !errors.As(err, &pe) || pe.Op != "subscribe" || !strings.HasPrefix(pe.Subject, "_INBOX.") {
+		t.Errorf("list without _INBOX: %v, want a *PermissionError for subscribe to _INBOX.…", err)
 	}
 }
