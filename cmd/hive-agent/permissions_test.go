@@ -79,6 +79,18 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	s, queen, hive, operator := permServer(t)
 	a := startBinary(t, t.TempDir(), append([]string{"--hive-id", permHive, "--nats-url", s.ClientURL(), "--jetstream", "on"}, hive...)...)
 	a.waitLog(t, "taking durable intake commands")
+	refusals := make(chan error, 4)
+	onc, err := nats.Connect(s.ClientURL(), nats.UserInfo("operator", "pw-operator"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refusals <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onc.Close()
+	events := make(chan *nats.Msg, 64)
+	if _, err := onc.ChanSubscribe("hive.*.events.>", events); err != nil {
+		t.Fatal(err)
+	}
+	onc.Flush()
 
 	sp := queen.cli(t, s, "spawn", "--hive", permHive, "--model", "m", "--device", "cpu", "--id", "w1", "--job", "perm-job-1")
 	if sp.code != 0 {
@@ -129,14 +141,16 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	if r := operator.cli(t, s, "job", "perm-intake-1", "-f", "--timeout", "30s"); r.code != 0 || !strings.Contains(r.stdout, "hive: ") {
 		t.Errorf("operator-read follows an intake job: %s", r)
 	}
-	// operator-read cannot put a command into the intake either.
-	refusals := make(chan error, 4)
-	onc, err := nats.Connect(s.ClientURL(), nats.UserInfo("operator", "pw-operator"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refusals <- err }))
-	if err != nil {
-		t.Fatal(err)
+	// operator-read heard the worker's lifecycle events, and cannot put a
+	// command into the intake.
+	select {
+	case m := <-events:
+		if !strings.HasPrefix(m.Subject, "hive."+permHive+".events.") {
+			t.Errorf("event on %s", m.Subject)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("operator-read heard no event of hive %s", permHive)
 	}
-	defer onc.Close()
 	intakeSubj := "hive." + permHive + ".intake.worker.spawn"
 	if err := onc.Publish(intakeSubj, []byte(`{"model_id":"m","device":"cpu"}`)); err != nil {
 		t.Fatal(err)
