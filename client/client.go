@@ -7,7 +7,8 @@
 // Every call is bounded by its context. A context without a deadline gets
 // the client's default timeout (see WithTimeout). Calls return *AgentError
 // when an agent answered with an error, and an error wrapping ErrNoAgent
-// when no agent answered at all.
+// when no agent answered at all, or *PermissionError at once when the NATS
+// server refused the connection's credentials the command's subject.
 package client
 
 import (
@@ -80,6 +81,7 @@ type Client struct {
 	timeout      time.Duration
 	quiet        time.Duration
 	pollInterval time.Duration
+	perms        *permWatch
 }
 
 // Conn is the connection the client talks over.
@@ -101,7 +103,9 @@ func WithDiscoveryQuiet(d time.Duration) Option { return func(c *Client) { c.qui
 // (DefaultPollInterval).
 func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.pollInterval = d } }
 
-// New returns a Client on nc.
+// New returns a Client on nc. It chains a handler onto nc's error handler
+// (set yours before New), through which a command the server's permissions
+// refuse fails at once with a *PermissionError instead of timing out.
 func New(nc *nats.Conn, opts ...Option) *Client {
 	c := &Client{nc: nc, timeout: DefaultTimeout, quiet: DefaultDiscoveryQuiet, pollInterval: DefaultPollInterval}
 	for _, o := range opts {
@@ -116,6 +120,7 @@ func New(nc *nats.Conn, opts ...Option) *Client {
 	if c.pollInterval <= 0 {
 		c.pollInterval = DefaultPollInterval
 	}
+	c.watchPermissions()
 	return c
 }
 
@@ -130,6 +135,9 @@ func bound(ctx context.Context, d time.Duration) (context.Context, context.Cance
 // noAgent explains a request that got no answer; a cancelled context (the
 // caller gave up, e.g. Ctrl-C) is returned as such, not as ErrNoAgent.
 func noAgent(ctx context.Context, what string, err error) error {
+	if pe := refused(ctx); pe != nil {
+		return pe
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return fmt.Errorf("%w: %s: %w", ErrNoAgent, what, nats.ErrNoResponders)
@@ -164,6 +172,8 @@ func request[T any](ctx context.Context, c *Client, hive, cmd string, body any) 
 	}
 	ctx, cancel := bound(ctx, c.timeout)
 	defer cancel()
+	ctx, done := c.guard(ctx, subj)
+	defer done()
 	msg, err := c.nc.RequestWithContext(ctx, subj, data)
 	if err != nil {
 		return r, noAgent(ctx, subj, err)

@@ -66,6 +66,8 @@ func (c *Client) Discover(ctx context.Context) ([]HiveInfo, error) {
 	}
 	ctx, cancel := bound(ctx, c.timeout)
 	defer cancel()
+	ctx, done := c.guard(ctx, subj)
+	defer done()
 	inbox := c.nc.NewInbox()
 	answers := make(chan *nats.Msg, 1024)
 	sub, err := c.nc.ChanSubscribe(inbox, answers)

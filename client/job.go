@@ -104,6 +104,8 @@ func runJob[T any](ctx context.Context, c *Client, j job, body any, onEvent func
 	}
 	ctx, cancel := bound(ctx, j.timeout)
 	defer cancel()
+	ctx, done := c.guard(ctx, subj)
+	defer done()
 
 	// One channel for both subjects keeps their wire order: the agent
 	// publishes the end event before the result.
@@ -186,14 +188,33 @@ func runJob[T any](ctx context.Context, c *Client, j job, body any, onEvent func
 
 // noAnswer explains a job without an answer; when its narration was heard
 // the agent took the command, and its outcome will be on the result subject.
+// A command sent and not answered in time is an *UnansweredError: it may
+// still run.
 func (j job) noAnswer(ctx context.Context, subj string, err error, ord *orderer) error {
 	e := noAgent(ctx, subj, err)
 	if ord.seen > 0 && errors.Is(e, ErrNoAgent) {
-		return fmt.Errorf("%w (hive %s took job %s and narrated %d events; its outcome goes to job.%s.result)",
+		e = fmt.Errorf("%w (hive %s took job %s and narrated %d events; its outcome goes to job.%s.result)",
 			e, j.hive, j.jobID, ord.seen, j.jobID)
+	}
+	if errors.Is(e, ErrNoAgent) && errors.Is(e, context.DeadlineExceeded) {
+		return &UnansweredError{Hive: j.hive, Subject: subj, JobID: j.jobID, CommandID: j.commandID, Err: e}
 	}
 	return e
 }
+
+// UnansweredError is a command that was sent (something serves its
+// subject) but not answered before the deadline: an agent that is slow,
+// stopped (SIGSTOP), or cut off from NATS may still run it, and its
+// outcome then goes to job.<JobID>.result (and HIVE_JOBS, where the agent
+// stores outcomes). It unwraps to Err, which wraps ErrNoAgent.
+type UnansweredError struct {
+	Hive, Subject, JobID, CommandID string
+	Err                             error
+}
+
+func (e *UnansweredError) Error() string { return e.Err.Error() }
+
+func (e *UnansweredError) Unwrap() error { return e.Err }
 
 // ownResult reports whether a job result belongs to commandID: commands
 // may share a job id.

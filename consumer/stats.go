@@ -1,9 +1,11 @@
 package consumer
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rbee/hive-agent/commands"
 )
@@ -19,7 +21,14 @@ type stats struct {
 	notStored atomic.Uint64
 }
 
+// unknownKind is where stats count commands of kinds Decode does not know:
+// the subject of a request is the sender's choice, so it must not grow a map.
+const unknownKind = "unknown"
+
 func (s *stats) record(kind string, e *commands.Error) {
+	if !slices.Contains(commands.Kinds, kind) {
+		kind = unknownKind
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byKind[kind]++
@@ -64,4 +73,27 @@ func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) Sta
 		}
 	}
 	return d
+}
+
+// InFlight counts the commands running now, request/reply and intake.
+func (c *Consumer) InFlight() int { return len(c.sem) }
+
+// backlogTimeout bounds the question IntakeBacklog asks the server.
+const backlogTimeout = 2 * time.Second
+
+// IntakeBacklog reports the hive's intake consumer's stored commands not
+// yet delivered and those delivered but not acknowledged, as the server
+// counts them; ok is false without a running intake or when the server
+// does not answer.
+func (c *Consumer) IntakeBacklog() (pending, unacked uint64, ok bool) {
+	if c.intake == nil {
+		return 0, 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
+	defer cancel()
+	info, err := c.intake.cons.Info(ctx)
+	if err != nil {
+		return 0, 0, false
+	}
+	return info.NumPending, uint64(info.NumAckPending), true
 }

@@ -124,8 +124,10 @@ func (f *clientFlags) timeout() time.Duration {
 // exit reports err on stderr and returns the exit status it stands for.
 func (o *output) exit(ctx context.Context, err error) int {
 	var ae *client.AgentError
+	var pe *client.PermissionError
 	var ee exitError
 	var ue usageError
+	var un *client.UnansweredError
 	switch {
 	case err == nil:
 		return exitOK
@@ -137,10 +139,17 @@ func (o *output) exit(ctx context.Context, err error) int {
 	case errors.As(err, &ae):
 		o.errorf("%s", ae)
 		return exitFailure
+	case errors.As(err, &pe):
+		o.errorf("%s", pe)
+		return exitFailure
 	case errors.Is(err, client.ErrNoAgent):
 		o.errorf("%v", err)
-		if errors.Is(err, nats.ErrNoResponders) {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
 			fmt.Fprintln(o.stderr, "(nothing serves that hive on this NATS system; `hive-agent hives` lists the agents that are there)")
+		case errors.As(err, &un):
+			fmt.Fprintf(o.stderr, "(the command was sent under job id %s and may still run: an agent that is slow, stopped or cut off from NATS runs it when it can; "+
+				"to find out: hive-agent job %s, or hive-agent ls --hive %s)\n", un.JobID, un.JobID, un.Hive)
 		}
 		return exitNoAgent
 	case ctx.Err() != nil:

@@ -211,10 +211,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var met *metrics.Metrics
 	if cfg.MetricsListen != "" {
 		met = metrics.New(metrics.Config{
-			Workers: func() int {
+			Kinds: commands.Kinds, Version: agentVersion(),
+			Workers: func() []metrics.Worker {
 				ws, _ := sp.List(context.Background())
-				return len(ws)
+				out := make([]metrics.Worker, len(ws))
+				for i, w := range ws {
+					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: metrics.StateRunning}
+				}
+				return out
 			},
+			// Read at scrape time, after cons is set and started.
+			InFlight:       func() int { return cons.InFlight() },
+			IntakeBacklog:  func() (uint64, uint64, bool) { return cons.IntakeBacklog() },
 			NATSConnected:  nc.IsConnected,
 			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
 			Logger:         log,

@@ -63,7 +63,9 @@ func TestAgent_Metrics(t *testing.T) {
 		`hive_agent_commands_total{code="ok",kind="worker.list"} 1`,
 		`hive_agent_commands_total{code="not_found",kind="worker.delete"} 1`,
 		`hive_agent_command_duration_seconds_count{kind="worker.spawn"} 1`,
-		"hive_agent_workers 1",
+		`hive_agent_workers{device="cpu",state="running",worker_type="cpu-llm"} 1`,
+		"hive_agent_commands_in_flight 0",
+		`hive_agent_build_info{go_version="go`,
 		"hive_agent_nats_connected 1",
 		"hive_agent_nats_reconnects_total 0",
 		"go_goroutines ",
@@ -78,7 +80,7 @@ func TestAgent_Metrics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		body = scrape(t, "http://"+addr+"/metrics")
 	}
-	if !strings.Contains(body, `hive_agent_worker_exits_total{cause="exited"} 1`) || !strings.Contains(body, "hive_agent_workers 0") {
+	if !strings.Contains(body, `hive_agent_worker_exits_total{cause="exited"} 1`) || strings.Contains(body, "hive_agent_workers{") {
 		t.Errorf("after the delete: want one exit (the test worker exits 0 on SIGTERM) and no workers; got:\n%s", grepMetrics(body))
 	}
 }
