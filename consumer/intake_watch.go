@@ -152,3 +152,11 @@ func (i *intake) forgetIfGone(seq uint64) {
 		i.pump(key)
 	}
 }
+
+// consumer is the intake consumer consumed from now; it is replaced when
+// the server lost it and it was created again.
+func (i *intake) consumer() jetstream.Consumer {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cons
+}

@@ -91,7 +91,7 @@ func (c *Consumer) IntakeBacklog() (pending, unacked uint64, ok bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
 	defer cancel()
-	info, err := c.intake.cons.Info(ctx)
+	info, err := c.intake.consumer().Info(ctx)
 	if err != nil {
 		return 0, 0, false
 	}
