@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Defaults of a Client's options.
@@ -43,30 +44,9 @@ var (
 )
 
 // AgentError is the error object of an ok:false reply: the agent answered
-// and refused or failed the command. Code is one of the stable wire codes.
-type AgentError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Field names the request field at fault, when one is.
-	Field string `json:"field,omitempty"`
-}
-
-func (e *AgentError) Error() string { return e.Code + ": " + e.Message }
-
-// Wire error codes an agent answers with (PROTOCOL.md).
-const (
-	CodeBadRequest        = "bad_request"
-	CodeUnknownCommand    = "unknown_command"
-	CodeNotFound          = "not_found"
-	CodeConflict          = "conflict"
-	CodeBinaryNotFound    = "binary_not_found"
-	CodeDeviceUnavailable = "device_unavailable"
-	CodeSpawnFailed       = "spawn_failed"
-	CodeWorkerExited      = "worker_exited"
-	CodeNotReady          = "not_ready"
-	CodeBusy              = "busy"
-	CodeInternal          = "internal"
-)
+// and refused or failed the command. Code is one of the stable wire codes
+// (wire.CodeBadRequest, ...).
+type AgentError = wire.Error
 
 // IsCode reports whether err is an *AgentError with the given code.
 func IsCode(err error, code string) bool {
@@ -189,7 +169,7 @@ func decodeReply[T any](subj string, data []byte) (Reply[T], error) {
 	}
 	if !r.OK {
 		if r.Error == nil {
-			r.Error = &AgentError{Code: CodeInternal, Message: fmt.Sprintf("reply has ok false and no error: %.200s", data)}
+			r.Error = &AgentError{Code: wire.CodeInternal, Message: fmt.Sprintf("reply has ok false and no error: %.200s", data)}
 		}
 		return r, r.Error
 	}

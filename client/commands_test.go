@@ -9,6 +9,7 @@ import (
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // A spawn streams its narration, complete and in order, before it returns;
@@ -62,7 +63,7 @@ func TestClient_SpawnListGetDelete(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if d.HiveID != hive || d.WorkerID != "w1" || d.PID != sp.PID || len(d.LogTail) != 3 || !slices.Equal(d.LogTail[:2], []string{"line 2", "line 3"}) {
-		t.Errorf("get: got %+v with tail %q, want w1 with tail [line 2, line 3, testworker: listening…]", d.Worker, d.LogTail)
+		t.Errorf("get: got %+v with tail %q, want w1 with tail [line 2, line 3, testworker: listening…]", d.WorkerInfo, d.LogTail)
 	}
 
 	var delEvents recorder
@@ -142,30 +143,30 @@ func TestClient_AgentErrors(t *testing.T) {
 		{"bad device", func(r *recorder) error {
 			_, err := c.Spawn(ctx(t), hive, client.SpawnRequest{ModelID: "m", Device: "tpu"}, r.add)
 			return err
-		}, client.CodeBadRequest, "device"},
+		}, wire.CodeBadRequest, "device"},
 		{"missing model", func(r *recorder) error {
 			_, err := c.Spawn(ctx(t), hive, client.SpawnRequest{Device: "cpu"}, r.add)
 			return err
-		}, client.CodeBadRequest, "model_id"},
+		}, wire.CodeBadRequest, "model_id"},
 		{"worker id taken", func(r *recorder) error {
 			_, err := c.Spawn(ctx(t), hive, client.SpawnRequest{WorkerID: "w1", ModelID: "m", Device: "cpu"}, r.add)
 			return err
-		}, client.CodeConflict, ""},
+		}, wire.CodeConflict, ""},
 		{"worker crashes at start", func(r *recorder) error {
 			_, err := c.Spawn(ctx(t), hive, client.SpawnRequest{WorkerID: "w2", ModelID: "m@crash", Device: "cpu"}, r.add)
 			return err
-		}, client.CodeWorkerExited, ""},
+		}, wire.CodeWorkerExited, ""},
 		{"delete unknown worker", func(r *recorder) error {
 			_, err := c.Delete(ctx(t), hive, "nobody", -1, r.add)
 			return err
-		}, client.CodeNotFound, ""},
+		}, wire.CodeNotFound, ""},
 		{"grace too long", func(r *recorder) error {
 			_, err := c.Delete(ctx(t), hive, "w1", time.Hour, r.add)
 			return err
-		}, client.CodeBadRequest, "grace_ms"},
-		{"get unknown worker", func(*recorder) error { _, err := c.Get(ctx(t), hive, "nobody", -1); return err }, client.CodeNotFound, ""},
-		{"get too many lines", func(*recorder) error { _, err := c.Get(ctx(t), hive, "w1", 5000); return err }, client.CodeBadRequest, "log_lines"},
-		{"get invalid worker id", func(*recorder) error { _, err := c.Get(ctx(t), hive, "a.b", -1); return err }, client.CodeBadRequest, "worker_id"},
+		}, wire.CodeBadRequest, "grace_ms"},
+		{"get unknown worker", func(*recorder) error { _, err := c.Get(ctx(t), hive, "nobody", -1); return err }, wire.CodeNotFound, ""},
+		{"get too many lines", func(*recorder) error { _, err := c.Get(ctx(t), hive, "w1", 5000); return err }, wire.CodeBadRequest, "log_lines"},
+		{"get invalid worker id", func(*recorder) error { _, err := c.Get(ctx(t), hive, "a.b", -1); return err }, wire.CodeBadRequest, "worker_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

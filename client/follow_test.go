@@ -14,6 +14,7 @@ import (
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // fakeLogs answers hive.<hive>.worker.logs for one worker from a buffer,
@@ -151,7 +152,7 @@ func TestClient_FollowEnds(t *testing.T) {
 		t.Errorf("follow until cancelled: got %v, want nil", err)
 	}
 	err := c.Follow(ctx(t), "fake", "nobody", 10, func([]string) {})
-	if !client.IsCode(err, client.CodeNotFound) {
+	if !client.IsCode(err, wire.CodeNotFound) {
 		t.Errorf("follow of an unknown worker: got %v, want not_found", err)
 	}
 }

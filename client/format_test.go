@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive-agent/client"
+	"github.com/rbee/hive-agent/wire"
 )
 
 func TestNaturalCompare(t *testing.T) {
@@ -44,7 +45,11 @@ func TestNaturalCompare(t *testing.T) {
 }
 
 func TestSortWorkers(t *testing.T) {
-	ws := []client.Worker{{HiveID: "h10", WorkerID: "w1"}, {HiveID: "h2", WorkerID: "w10"}, {HiveID: "h2", WorkerID: "w2"}}
+	ws := []client.Worker{
+		{HiveID: "h10", WorkerInfo: wire.WorkerInfo{WorkerID: "w1"}},
+		{HiveID: "h2", WorkerInfo: wire.WorkerInfo{WorkerID: "w10"}},
+		{HiveID: "h2", WorkerInfo: wire.WorkerInfo{WorkerID: "w2"}},
+	}
 	client.SortWorkers(ws)
 	var got []string
 	for _, w := range ws {
@@ -57,9 +62,9 @@ func TestSortWorkers(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	ws := []client.Worker{
-		{HiveID: "gpu-box", WorkerID: "w2", PID: 4242, Port: 9100, Device: "cuda:0", ModelID: "meta-llama/Llama-3-8b",
-			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30},
-		{HiveID: "gpu-box", WorkerID: "w10", PID: 77, Port: 9101, Device: "cpu", ModelID: "m", UptimeMS: 4500, RSSBytes: 12 << 20},
+		{HiveID: "gpu-box", WorkerInfo: wire.WorkerInfo{WorkerID: "w2", PID: 4242, Port: 9100, Device: "cuda:0", ModelID: "meta-llama/Llama-3-8b",
+			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30}},
+		{HiveID: "gpu-box", WorkerInfo: wire.WorkerInfo{WorkerID: "w10", PID: 77, Port: 9101, Device: "cpu", ModelID: "m", UptimeMS: 4500, RSSBytes: 12 << 20}},
 	}
 	var b bytes.Buffer
 	if err := client.WriteTable(&b, ws); err != nil {
@@ -117,7 +122,7 @@ func TestHumanDuration(t *testing.T) {
 
 func TestEventLine(t *testing.T) {
 	ts := time.Date(2026, 11, 28, 17, 4, 5, 123456789, time.Local)
-	e := client.Event{TS: ts, Action: "worker_spawned", Human: "Worker w1 is running as pid 42."}
+	e := client.Event{TS: wire.EventTime{Time: ts}, Action: "worker_spawned", Human: "Worker w1 is running as pid 42."}
 	want := "17:04:05.123  worker_spawned          Worker w1 is running as pid 42."
 	if got := client.EventLine(e); got != want {
 		t.Errorf("EventLine:\n got %q\nwant %q", got, want)

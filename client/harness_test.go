@@ -16,6 +16,7 @@ import (
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 var workerDir string
@@ -50,7 +51,7 @@ func startAgent(t *testing.T, s *server.Server) string {
 	}
 	cons, err = consumer.New(nc, consumer.Config{
 		HiveID: hive, Version: "0.0.1-test", Spawner: sp, MaxInFlight: 8, Logger: log,
-		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: commands.WaitAlive,
+		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: wire.WaitAlive,
 			AliveWindow: 200 * time.Millisecond, ReadyTimeout: 10 * time.Second},
 	})
 	if err != nil {

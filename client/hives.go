@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // ServiceName is the micro service every hive-agent registers as.
@@ -219,12 +220,6 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 	return hives, nil
 }
 
-// statsData is the agent's own data in each endpoint's stats.
-type statsData struct {
-	InFlight    int `json:"in_flight"`
-	MaxInFlight int `json:"max_in_flight"`
-}
-
 // stats completes h from its instance's $SRV.STATS.
 func (c *Client) stats(ctx context.Context, h *HiveInfo) {
 	subj, err := micro.ControlSubject(micro.StatsVerb, ServiceName, h.Instance)
@@ -255,7 +250,7 @@ func readStats(data []byte, h *HiveInfo) error {
 	// Every endpoint reports the agent-wide figures; take the largest in
 	// case the answers were read at slightly different moments.
 	for _, e := range st.Endpoints {
-		var d statsData
+		var d wire.StatsData
 		if e == nil || len(e.Data) == 0 || json.Unmarshal(e.Data, &d) != nil {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Three agents on one server: ListAll finds every hive through micro and
@@ -123,7 +124,7 @@ func TestClient_HivesInFlight(t *testing.T) {
 	if seen != 1 {
 		t.Errorf("in flight: got %d, want 1 while the spawn waits", seen)
 	}
-	if err := <-done; !client.IsCode(err, client.CodeNotReady) {
+	if err := <-done; !client.IsCode(err, wire.CodeNotReady) {
 		t.Errorf("spawn: got %v, want not_ready", err)
 	}
 	if _, err := c.Delete(ctx(t), hive, "slow", 0, nil); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // logsCommand is the command token of worker.logs (PROTOCOL v1.1).
@@ -15,16 +16,13 @@ const logsCommand = "logs"
 // List returns the workers of hive, each with HiveID set, in natural
 // order of their ids.
 func (c *Client) List(ctx context.Context, hive string) ([]Worker, error) {
-	r, err := request[ListResult](ctx, c, hive, subjects.List, struct{}{})
+	r, err := request[wire.ListResult](ctx, c, hive, subjects.List, wire.ListRequest{})
 	if err != nil {
 		return nil, err
 	}
-	ws := r.Result.Workers
-	if ws == nil {
-		ws = []Worker{}
-	}
-	for i := range ws {
-		ws[i].HiveID = r.HiveID
+	ws := make([]Worker, len(r.Result.Workers))
+	for i, w := range r.Result.Workers {
+		ws[i] = Worker{HiveID: r.HiveID, WorkerInfo: w}
 	}
 	SortWorkers(ws)
 	return ws, nil
@@ -33,23 +31,18 @@ func (c *Client) List(ctx context.Context, hive string) ([]Worker, error) {
 // Get returns worker workerID of hive with the last logLines lines of its
 // log (a negative logLines leaves it to the agent, 50).
 func (c *Client) Get(ctx context.Context, hive, workerID string, logLines int) (WorkerDetail, error) {
-	type body struct {
-		WorkerID string `json:"worker_id"`
-		LogLines *int   `json:"log_lines,omitempty"`
-	}
-	b := body{WorkerID: workerID}
+	b := wire.GetRequest{WorkerID: workerID}
 	if logLines >= 0 {
 		b.LogLines = &logLines
 	}
-	r, err := request[WorkerDetail](ctx, c, hive, subjects.Get, b)
+	r, err := request[wire.GetResult](ctx, c, hive, subjects.Get, b)
 	if err != nil {
 		return WorkerDetail{}, err
 	}
-	r.Result.HiveID = r.HiveID
 	if r.Result.LogTail == nil {
 		r.Result.LogTail = []string{}
 	}
-	return r.Result, nil
+	return WorkerDetail{HiveID: r.HiveID, GetResult: r.Result}, nil
 }
 
 // Logs reads worker workerID's log once, through worker.logs.
@@ -123,7 +116,7 @@ func followEnd(ctx context.Context, err error) (bool, error) {
 	switch {
 	case err == nil:
 		return false, nil
-	case ctx.Err() != nil, IsCode(err, CodeNotFound):
+	case ctx.Err() != nil, IsCode(err, wire.CodeNotFound):
 		return true, nil
 	case errors.Is(err, context.Canceled):
 		return true, nil

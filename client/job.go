@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // endGrace is how long a command that has its reply still waits for its
@@ -51,16 +52,10 @@ func (c *Client) Spawn(ctx context.Context, hive string, req SpawnRequest, onEve
 // SIGKILL when grace runs out (a negative grace leaves it to the agent,
 // 5 s). Narration and the wait for the answer work as in Spawn.
 func (c *Client) Delete(ctx context.Context, hive, workerID string, grace time.Duration, onEvent func(Event)) (Reply[DeleteResult], error) {
-	type body struct {
-		JobID     string `json:"job_id"`
-		CommandID string `json:"command_id"`
-		WorkerID  string `json:"worker_id"`
-		GraceMS   *int64 `json:"grace_ms,omitempty"`
-	}
-	b := body{JobID: uuid.NewString(), CommandID: uuid.NewString(), WorkerID: workerID}
+	b := wire.DeleteRequest{Envelope: wire.Envelope{JobID: uuid.NewString(), CommandID: uuid.NewString()}, WorkerID: workerID}
 	d := c.timeout
 	if grace >= 0 {
-		ms := grace.Milliseconds()
+		ms := int(grace.Milliseconds())
 		b.GraceMS = &ms
 		// The agent waits the grace, then up to a few seconds after SIGKILL.
 		d = max(d, grace+c.timeout)
@@ -219,9 +214,7 @@ func (e *UnansweredError) Unwrap() error { return e.Err }
 // ownResult reports whether a job result belongs to commandID: commands
 // may share a job id.
 func ownResult(data []byte, commandID string) bool {
-	var r struct {
-		CommandID string `json:"command_id"`
-	}
+	var r wire.Reply[json.RawMessage]
 	return json.Unmarshal(data, &r) == nil && r.CommandID == commandID
 }
 

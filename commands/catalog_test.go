@@ -10,6 +10,7 @@ import (
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 const testCatalog = `
@@ -45,19 +46,19 @@ func TestSpawn_ExecuteCatalogRefusals(t *testing.T) {
 		name, body, code, field string
 		want                    []string
 	}{
-		{"unknown type", `{"model_id":"m","device":"cpu","worker_type":"vllm"}`, commands.CodeBadRequest, "worker_type",
+		{"unknown type", `{"model_id":"m","device":"cpu","worker_type":"vllm"}`, wire.CodeBadRequest, "worker_type",
 			[]string{`"vllm"`, "cpu-llm, cuda-llm, idx, llama-cuda, metal-llm"}},
-		{"type not for cpu", `{"model_id":"m","device":"cpu","worker_type":"llama-cuda"}`, commands.CodeDeviceUnavailable, "",
+		{"type not for cpu", `{"model_id":"m","device":"cpu","worker_type":"llama-cuda"}`, wire.CodeDeviceUnavailable, "",
 			[]string{"llama-cuda runs on cuda, not cpu"}},
-		{"builtin type not for cuda", `{"model_id":"m","device":"cuda:0","worker_type":"cpu-llm"}`, commands.CodeDeviceUnavailable, "",
+		{"builtin type not for cuda", `{"model_id":"m","device":"cuda:0","worker_type":"cpu-llm"}`, wire.CodeDeviceUnavailable, "",
 			[]string{"cpu-llm runs on cpu, not cuda"}},
-		{"device_index on cpu", `{"model_id":"m","device":"cpu","worker_type":"idx"}`, commands.CodeBadRequest, "worker_type",
+		{"device_index on cpu", `{"model_id":"m","device":"cpu","worker_type":"idx"}`, wire.CodeBadRequest, "worker_type",
 			[]string{"cpu names no index"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var n narration
-			cmd := mustDecode(t, commands.KindSpawn, tt.body)
+			cmd := mustDecode(t, wire.KindSpawn, tt.body)
 			_, err := cmd.Execute(context.Background(), commands.Deps{Spawner: &fakeSpawner{t: t}, Narrator: n.narrator(), Defaults: defaults, Catalog: cat})
 			checkCode(t, err, tt.code)
 			e := commands.ToError(err)
@@ -89,7 +90,7 @@ func TestSpawn_ExecuteCatalogType(t *testing.T) {
 		},
 	}
 	var n narration
-	cmd := mustDecode(t, commands.KindSpawn, `{"model_id":"my model","device":"cuda:1","worker_type":"llama-cuda","worker_id":"w1","wait":"exec"}`)
+	cmd := mustDecode(t, wire.KindSpawn, `{"model_id":"my model","device":"cuda:1","worker_type":"llama-cuda","worker_id":"w1","wait":"exec"}`)
 	_, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Defaults: defaults, Catalog: cat})
 	if err == nil || !strings.Contains(err.Error(), "stop here") {
 		t.Fatalf("got %v, want Start's error", err)

@@ -10,16 +10,7 @@ import (
 
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
-)
-
-// Command kinds as they appear on the wire in "kind". They are protocol
-// constants, never derived from Go type names.
-const (
-	KindSpawn  = "worker.spawn"
-	KindDelete = "worker.delete"
-	KindList   = "worker.list"
-	KindGet    = "worker.get"
-	KindLogs   = "worker.logs"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Command is one decoded, validated request.
@@ -27,7 +18,7 @@ type Command interface {
 	// Kind is the wire kind, e.g. "worker.spawn".
 	Kind() string
 	// Env is the command's envelope (job and command ids).
-	Env() Envelope
+	Env() wire.Envelope
 	// Execute runs the command. The error, if any, is mapped with ToError.
 	Execute(ctx context.Context, d Deps) (any, error)
 }
@@ -62,13 +53,6 @@ type Events interface {
 	// so that routers stop sending work to the worker before it drains.
 	WorkerStopping(w spawner.Worker, byJobID string, grace time.Duration)
 }
-
-// Narration levels.
-const (
-	LevelInfo  = "info"
-	LevelWarn  = "warn"
-	LevelError = "error"
-)
 
 // Fields are the optional fields of a narration event.
 type Fields struct {
@@ -123,31 +107,11 @@ func (d Deps) now() time.Time {
 	return time.Now()
 }
 
-// WorkerInfo is one worker as list and get report it.
-type WorkerInfo struct {
-	WorkerID   string `json:"worker_id"`
-	PID        int    `json:"pid"`
-	WorkerType string `json:"worker_type"`
-	ModelID    string `json:"model_id"`
-	Device     string `json:"device"`
-	Port       int    `json:"port"`
-	JobID      string `json:"job_id"`
-	StartedAt  string `json:"started_at"`
-	UptimeMS   int64  `json:"uptime_ms"`
-	RSSBytes   uint64 `json:"rss_bytes"`
-	BinaryPath string `json:"binary_path"`
-	LogPath    string `json:"log_path"`
-}
-
-func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
-	return WorkerInfo{
+func infoOf(w spawner.Worker, now time.Time) wire.WorkerInfo {
+	return wire.WorkerInfo{
 		WorkerID: w.WorkerID, PID: w.PID, WorkerType: string(w.WorkerType), ModelID: w.ModelID,
-		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: FormatTime(w.StartedAt()),
+		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: wire.Time{Time: w.StartedAt()},
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
 	}
 }
-
-// FormatTime is how times other than narration timestamps go on the wire:
-// RFC 3339 in UTC with milliseconds.
-func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

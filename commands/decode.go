@@ -13,25 +13,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // MaxBodyBytes is the largest request body read. Real requests are a few
 // hundred bytes; anything larger is refused before it is parsed.
 const MaxBodyBytes = 64 << 10
 
-// Envelope is the part every request shares.
-type Envelope struct {
-	// JobID names the job subjects (narration, result); generated when absent.
-	JobID string `json:"job_id"`
-	// CommandID is echoed back; generated when absent. A resent spawn with
-	// the same command id is recognised as a retry.
-	CommandID string `json:"command_id"`
-}
-
-// Env returns the envelope.
-func (e Envelope) Env() Envelope { return e }
-
-func (e *Envelope) fill() *Error {
+// fill generates the envelope's absent ids and checks the given ones.
+func fill(e *wire.Envelope) *wire.Error {
 	if e.JobID == "" {
 		e.JobID = uuid.NewString()
 	} else if err := subjects.ValidToken(e.JobID); err != nil {
@@ -48,24 +38,21 @@ func (e *Envelope) fill() *Error {
 // validator is a command that checks its own fields after decoding.
 type validator interface {
 	Command
-	envelope() *Envelope
-	validate() *Error
+	envelope() *wire.Envelope
+	validate() *wire.Error
 }
-
-// Kinds lists the command kinds Decode knows.
-var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs}
 
 func newCommand(kind string) validator {
 	switch kind {
-	case KindSpawn:
+	case wire.KindSpawn:
 		return &Spawn{}
-	case KindDelete:
+	case wire.KindDelete:
 		return &Delete{}
-	case KindList:
+	case wire.KindList:
 		return &List{}
-	case KindGet:
+	case wire.KindGet:
 		return &Get{}
-	case KindLogs:
+	case wire.KindLogs:
 		return &Logs{}
 	}
 	return nil
@@ -76,12 +63,12 @@ func newCommand(kind string) validator {
 // otherwise, so even a body that is not JSON gets a reply and a job result.
 // An empty body counts as {}. Unknown fields, wrong types, missing required
 // fields and invalid values are bad_request errors naming the field.
-func Decode(kind string, body []byte) (Command, Envelope, *Error) {
+func Decode(kind string, body []byte) (Command, wire.Envelope, *wire.Error) {
 	env := bestEffortEnvelope(body)
 	cmd := newCommand(kind)
 	if cmd == nil {
-		return nil, env, &Error{Code: CodeUnknownCommand,
-			Message: fmt.Sprintf("unknown command %q; known: %s", kind, strings.Join(Kinds, ", "))}
+		return nil, env, &wire.Error{Code: wire.CodeUnknownCommand,
+			Message: fmt.Sprintf("unknown command %q; known: %s", kind, strings.Join(wire.Kinds, ", "))}
 	}
 	if len(body) > MaxBodyBytes {
 		return nil, env, BadRequest("", "body is %d bytes; the limit is %d", len(body), MaxBodyBytes)
@@ -109,7 +96,7 @@ func Decode(kind string, body []byte) (Command, Envelope, *Error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, env, BadRequest("", "body has data after the JSON object")
 	}
-	if e := cmd.envelope().fill(); e != nil {
+	if e := fill(cmd.envelope()); e != nil {
 		return nil, env, e
 	}
 	if e := cmd.validate(); e != nil {
@@ -120,8 +107,8 @@ func Decode(kind string, body []byte) (Command, Envelope, *Error) {
 
 // bestEffortEnvelope reads job_id and command_id from a body that may be
 // invalid in other ways, keeping each only when it is a valid token.
-func bestEffortEnvelope(body []byte) Envelope {
-	var env Envelope
+func bestEffortEnvelope(body []byte) wire.Envelope {
+	var env wire.Envelope
 	if len(body) <= MaxBodyBytes {
 		var raw struct {
 			JobID     any `json:"job_id"`
@@ -134,7 +121,7 @@ func bestEffortEnvelope(body []byte) Envelope {
 			env.CommandID = validOrEmpty(raw.CommandID)
 		}
 	}
-	env.fill()
+	fill(&env)
 	return env
 }
 
@@ -146,13 +133,13 @@ func validOrEmpty(v any) string {
 }
 
 // decodeError names the field a json error is about.
-func decodeError(err error, v any) *Error {
+func decodeError(err error, v any) *wire.Error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
 		// Field is a dotted path that names embedded structs too
-		// ("Envelope.job_id"); the wire name is its last element.
+		// ("SpawnRequest.Envelope.job_id"); the wire name is its last element.
 		field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
 		if field == "" {
 			return BadRequest("", "body must be a JSON object, not %s", typeErr.Value)
@@ -183,7 +170,7 @@ func jsonTypeName(goKind string) string {
 
 // checkKeys rejects a top-level key that is not exactly one of v's JSON
 // field names, or that appears twice. Syntax errors are left to the decoder.
-func checkKeys(body []byte, v any) *Error {
+func checkKeys(body []byte, v any) *wire.Error {
 	known := jsonFields(reflect.TypeOf(v).Elem())
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Limits of grace_ms.
@@ -18,16 +19,14 @@ const (
 
 // Delete stops a worker: SIGTERM to its process group, SIGKILL after the grace.
 type Delete struct {
-	Envelope
-	WorkerID string `json:"worker_id"`
-	GraceMS  *int   `json:"grace_ms"`
+	wire.DeleteRequest
 }
 
 // Kind is worker.delete.
-func (c *Delete) Kind() string        { return KindDelete }
-func (c *Delete) envelope() *Envelope { return &c.Envelope }
+func (c *Delete) Kind() string             { return wire.KindDelete }
+func (c *Delete) envelope() *wire.Envelope { return &c.Envelope }
 
-func (c *Delete) validate() *Error {
+func (c *Delete) validate() *wire.Error {
 	if e := requireWorkerID(c.WorkerID); e != nil {
 		return e
 	}
@@ -40,7 +39,7 @@ func (c *Delete) validate() *Error {
 	return nil
 }
 
-func requireWorkerID(id string) *Error {
+func requireWorkerID(id string) *wire.Error {
 	if id == "" {
 		return BadRequest("worker_id", "required")
 	}
@@ -50,25 +49,13 @@ func requireWorkerID(id string) *Error {
 	return nil
 }
 
-// DeleteResult is the result of a delete.
-type DeleteResult struct {
-	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
-	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
-	Signal    string `json:"signal"`
-	StoppedMS int64  `json:"stopped_ms"`
-	// RestartCancelled is true when the worker had failed and was waiting
-	// for its restart, which the delete cancelled.
-	RestartCancelled bool `json:"restart_cancelled,omitempty"`
-}
-
 // Execute stops the worker.
 func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	grace := time.Duration(*c.GraceMS) * time.Millisecond
 	// First, so a failed worker is not started again behind the delete.
 	cancelled := d.Spawner.CancelRestart(c.WorkerID)
 	if cancelled {
-		d.Narrator.Narrate("worker_restart_cancelled", LevelInfo,
+		d.Narrator.Narrate("worker_restart_cancelled", wire.LevelInfo,
 			fmt.Sprintf("Worker %s had failed and was waiting to be restarted; it will not be.", c.WorkerID), Fields{WorkerID: c.WorkerID})
 	}
 	first := true
@@ -78,17 +65,17 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 			d.Events.WorkerStopping(w, c.JobID, grace)
 		}
 		first = false
-		level, human := LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
+		level, human := wire.LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
 		if sig != "SIGTERM" {
-			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
+			level, human = wire.LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})
 	})
 	if cancelled && errors.Is(err, spawner.ErrWorkerNotFound) {
-		return DeleteResult{WorkerID: c.WorkerID, RestartCancelled: true}, nil
+		return wire.DeleteResult{WorkerID: c.WorkerID, RestartCancelled: true}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}, nil
+	return wire.DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}, nil
 }

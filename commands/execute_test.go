@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // fakeSpawner implements commands.Spawner with a function per method. A
@@ -152,7 +154,7 @@ func checkCode(t *testing.T, err error, code string) {
 
 var defaults = commands.Defaults{
 	QueenURL:     "http://queen.default:7833",
-	Wait:         commands.WaitAlive,
+	Wait:         wire.WaitAlive,
 	AliveWindow:  2 * time.Second,
 	ReadyTimeout: time.Minute,
 }
@@ -172,14 +174,14 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			body:       `{"model_id":"m","device":"cuda:3"}`,
 			deviceErr:  fmt.Errorf("cuda:3: host has 1 GPU: %w", spawner.ErrDeviceUnavailable),
 			wantDevice: spawner.Device{Raw: "cuda:3", Type: spawner.CUDA, Index: 3},
-			wantCode:   commands.CodeDeviceUnavailable,
+			wantCode:   wire.CodeDeviceUnavailable,
 		},
 		{
 			name:       "metal unavailable",
 			body:       `{"model_id":"m","device":"metal"}`,
 			deviceErr:  fmt.Errorf("metal on linux: %w", spawner.ErrDeviceUnavailable),
 			wantDevice: spawner.Device{Raw: "metal", Type: spawner.Metal, Index: -1},
-			wantCode:   commands.CodeDeviceUnavailable,
+			wantCode:   wire.CodeDeviceUnavailable,
 		},
 		{
 			name:        "binary not found",
@@ -187,7 +189,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			resolveErr:  fmt.Errorf("cpu-llm-worker-rbee in /opt/w and PATH: %w", spawner.ErrBinaryNotFound),
 			wantDevice:  spawner.Device{Raw: "CPU-2", Type: spawner.CPU, Index: 2},
 			wantResolve: true,
-			wantCode:    commands.CodeBinaryNotFound,
+			wantCode:    wire.CodeBinaryNotFound,
 		},
 		{
 			name:        "binary not found for GPU-N",
@@ -195,7 +197,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			resolveErr:  fmt.Errorf("cuda-llm-worker-rbee: %w", spawner.ErrBinaryNotFound),
 			wantDevice:  spawner.Device{Raw: "GPU-1", Type: spawner.CUDA, Index: 1},
 			wantResolve: true,
-			wantCode:    commands.CodeBinaryNotFound,
+			wantCode:    wire.CodeBinaryNotFound,
 		},
 	}
 	for _, tt := range tests {
@@ -217,7 +219,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 				// StartFunc is nil: Start must not be called.
 			}
 			var n narration
-			cmd := mustDecode(t, commands.KindSpawn, tt.body)
+			cmd := mustDecode(t, wire.KindSpawn, tt.body)
 			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Defaults: defaults})
 			checkCode(t, err, tt.wantCode)
 			if res != nil {
@@ -261,7 +263,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			},
 			// A resend waits as the first did: this worker has been up
 			// longer than the alive window.
-			wantWait: commands.WaitAlive,
+			wantWait: wire.WaitAlive,
 		},
 		{
 			name: "same command id with every option",
@@ -271,7 +273,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
 			},
-			wantWait: commands.WaitExec,
+			wantWait: wire.WaitExec,
 		},
 		{
 			name: "another command id is a conflict",
@@ -280,7 +282,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
 			},
-			wantErr: commands.CodeConflict,
+			wantErr: wire.CodeConflict,
 		},
 		{
 			name: "generated command id is a conflict",
@@ -289,7 +291,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
 				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
 			},
-			wantErr: commands.CodeConflict,
+			wantErr: wire.CodeConflict,
 		},
 	}
 	for _, tt := range tests {
@@ -306,7 +308,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				FindFunc: func(context.Context, string) (spawner.Worker, error) { return running, nil },
 			}
 			var n narration
-			cmd := mustDecode(t, commands.KindSpawn, tt.body)
+			cmd := mustDecode(t, wire.KindSpawn, tt.body)
 			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Defaults: defaults})
 
 			if len(specs) != 1 {
@@ -341,22 +343,22 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got error %v, want an ok result", err)
 			}
-			wantRes := commands.SpawnResult{
+			wantRes := wire.SpawnResult{
 				WorkerID: "w1", PID: 4242, Port: 9101, Device: "cpu", WorkerType: "cpu-llm", ModelID: "m",
 				BinaryPath: "/opt/w/cpu-llm-worker-rbee", LogPath: "/var/log/h1/w1.log",
-				StartedAt: "2026-09-21T14:13:20.123Z", Wait: tt.wantWait, Existing: true,
+				StartedAt: wireTime(t, "2026-09-21T14:13:20.123Z"), Wait: tt.wantWait, Existing: true,
 			}
-			if got, ok := res.(commands.SpawnResult); !ok || got != wantRes {
+			if got, ok := res.(wire.SpawnResult); !ok || !sameJSON(t, got, wantRes) {
 				t.Errorf("got result %#v, want %#v", res, wantRes)
 			}
 			wantActions := []string{"worker_binary_resolved", "worker_already_running"}
-			if tt.wantWait == commands.WaitAlive {
+			if tt.wantWait == wire.WaitAlive {
 				wantActions = append(wantActions, "worker_alive")
 			}
 			if got := n.actions(); !reflect.DeepEqual(got, wantActions) {
 				t.Errorf("got narration %v, want %v", got, wantActions)
 			}
-			if last := n.events[len(n.events)-1]; last.Fields != (commands.Fields{WorkerID: "w1", PID: 4242}) || last.Level != commands.LevelInfo {
+			if last := n.events[len(n.events)-1]; last.Fields != (commands.Fields{WorkerID: "w1", PID: 4242}) || last.Level != wire.LevelInfo {
 				t.Errorf("got last event %+v, want info about w1 pid 4242", last)
 			}
 		})
@@ -370,18 +372,18 @@ func TestToError(t *testing.T) {
 		err         error
 		wantCode    string
 		wantMessage []string // substrings of the message
-		wantSame    *commands.Error
+		wantSame    *wire.Error
 	}{
-		{"binary not found", fmt.Errorf("resolve cpu-llm: %w", spawner.ErrBinaryNotFound), commands.CodeBinaryNotFound, []string{"resolve cpu-llm"}, nil},
-		{"device unavailable", fmt.Errorf("cuda:3: %w", spawner.ErrDeviceUnavailable), commands.CodeDeviceUnavailable, []string{"cuda:3"}, nil},
-		{"worker not found", fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound), commands.CodeNotFound, []string{"w1"}, nil},
-		{"worker running", fmt.Errorf("start w1: %w", spawner.ErrWorkerRunning), commands.CodeConflict, []string{"start w1"}, nil},
-		{"running error", &spawner.RunningError{Worker: spawner.Worker{WorkerID: "w1", PID: 7, CommandID: "c9"}}, commands.CodeConflict, []string{"w1", "c9"}, nil},
-		{"port taken", fmt.Errorf("port 9001: %w", spawner.ErrPortTaken), commands.CodeConflict, []string{"9001"}, nil},
-		{"no free port", fmt.Errorf("range 9100-9199: %w", spawner.ErrNoFreePort), commands.CodeConflict, []string{"9100-9199"}, nil},
-		{"spawn failed", fmt.Errorf("exec: %w", spawner.ErrSpawn), commands.CodeSpawnFailed, []string{"exec"}, nil},
-		{"worker exited sentinel", fmt.Errorf("w1: %w", spawner.ErrWorkerExited), commands.CodeWorkerExited, []string{"w1"}, nil},
-		{"not ready", fmt.Errorf("health after 1m: %w", spawner.ErrNotReady), commands.CodeNotReady, []string{"health after 1m"}, nil},
+		{"binary not found", fmt.Errorf("resolve cpu-llm: %w", spawner.ErrBinaryNotFound), wire.CodeBinaryNotFound, []string{"resolve cpu-llm"}, nil},
+		{"device unavailable", fmt.Errorf("cuda:3: %w", spawner.ErrDeviceUnavailable), wire.CodeDeviceUnavailable, []string{"cuda:3"}, nil},
+		{"worker not found", fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound), wire.CodeNotFound, []string{"w1"}, nil},
+		{"worker running", fmt.Errorf("start w1: %w", spawner.ErrWorkerRunning), wire.CodeConflict, []string{"start w1"}, nil},
+		{"running error", &spawner.RunningError{Worker: spawner.Worker{WorkerID: "w1", PID: 7, CommandID: "c9"}}, wire.CodeConflict, []string{"w1", "c9"}, nil},
+		{"port taken", fmt.Errorf("port 9001: %w", spawner.ErrPortTaken), wire.CodeConflict, []string{"9001"}, nil},
+		{"no free port", fmt.Errorf("range 9100-9199: %w", spawner.ErrNoFreePort), wire.CodeConflict, []string{"9100-9199"}, nil},
+		{"spawn failed", fmt.Errorf("exec: %w", spawner.ErrSpawn), wire.CodeSpawnFailed, []string{"exec"}, nil},
+		{"worker exited sentinel", fmt.Errorf("w1: %w", spawner.ErrWorkerExited), wire.CodeWorkerExited, []string{"w1"}, nil},
+		{"not ready", fmt.Errorf("health after 1m: %w", spawner.ErrNotReady), wire.CodeNotReady, []string{"health after 1m"}, nil},
 		{
 			"exited error with log tail",
 			&spawner.ExitedError{
@@ -389,7 +391,7 @@ func TestToError(t *testing.T) {
 				Exit:    spawner.Exit{Code: 3, RanMS: 150},
 				LogTail: []string{"loading model", "error: out of memory"},
 			},
-			commands.CodeWorkerExited,
+			wire.CodeWorkerExited,
 			[]string{"w1", "4242", "exited with status 3", "150 ms", "\nloading model\nerror: out of memory"},
 			nil,
 		},
@@ -400,15 +402,15 @@ func TestToError(t *testing.T) {
 				Exit:    spawner.Exit{Code: -1, Signal: "SIGKILL", RanMS: 5},
 				LogTail: []string{"only line"},
 			}),
-			commands.CodeWorkerExited,
+			wire.CodeWorkerExited,
 			[]string{"w2", "killed by SIGKILL", "only line"},
 			nil,
 		},
-		{"command error passes through", badReq, commands.CodeBadRequest, nil, badReq},
-		{"wrapped command error passes through", fmt.Errorf("x: %w", badReq), commands.CodeBadRequest, nil, badReq},
-		{"plain error", errors.New("boom"), commands.CodeInternal, []string{"boom"}, nil},
-		{"canceled", fmt.Errorf("list: %w", context.Canceled), commands.CodeInternal, []string{"interrupted", "canceled"}, nil},
-		{"deadline", context.DeadlineExceeded, commands.CodeInternal, []string{"interrupted"}, nil},
+		{"command error passes through", badReq, wire.CodeBadRequest, nil, badReq},
+		{"wrapped command error passes through", fmt.Errorf("x: %w", badReq), wire.CodeBadRequest, nil, badReq},
+		{"plain error", errors.New("boom"), wire.CodeInternal, []string{"boom"}, nil},
+		{"canceled", fmt.Errorf("list: %w", context.Canceled), wire.CodeInternal, []string{"interrupted", "canceled"}, nil},
+		{"deadline", context.DeadlineExceeded, wire.CodeInternal, []string{"interrupted"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -445,12 +447,12 @@ func TestDelete_Execute(t *testing.T) {
 		wantLevel []string
 		wantCode  string
 	}{
-		{"default grace", `{"worker_id":"w1"}`, []string{"SIGTERM"}, nil, 5 * time.Second, []string{commands.LevelInfo}, ""},
-		{"zero grace", `{"worker_id":"w1","grace_ms":0}`, []string{"SIGTERM", "SIGKILL"}, nil, 0, []string{commands.LevelInfo, commands.LevelWarn}, ""},
-		{"grace 1500 ms", `{"worker_id":"w1","grace_ms":1500}`, []string{"SIGTERM", "SIGKILL"}, nil, 1500 * time.Millisecond, []string{commands.LevelInfo, commands.LevelWarn}, ""},
-		{"max grace", `{"worker_id":"w1","grace_ms":60000}`, []string{"SIGTERM"}, nil, time.Minute, []string{commands.LevelInfo}, ""},
-		{"not found", `{"worker_id":"w1"}`, nil, fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound), 5 * time.Second, nil, commands.CodeNotFound},
-		{"other error", `{"worker_id":"w1"}`, nil, errors.New("permission denied"), 5 * time.Second, nil, commands.CodeInternal},
+		{"default grace", `{"worker_id":"w1"}`, []string{"SIGTERM"}, nil, 5 * time.Second, []string{wire.LevelInfo}, ""},
+		{"zero grace", `{"worker_id":"w1","grace_ms":0}`, []string{"SIGTERM", "SIGKILL"}, nil, 0, []string{wire.LevelInfo, wire.LevelWarn}, ""},
+		{"grace 1500 ms", `{"worker_id":"w1","grace_ms":1500}`, []string{"SIGTERM", "SIGKILL"}, nil, 1500 * time.Millisecond, []string{wire.LevelInfo, wire.LevelWarn}, ""},
+		{"max grace", `{"worker_id":"w1","grace_ms":60000}`, []string{"SIGTERM"}, nil, time.Minute, []string{wire.LevelInfo}, ""},
+		{"not found", `{"worker_id":"w1"}`, nil, fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound), 5 * time.Second, nil, wire.CodeNotFound},
+		{"other error", `{"worker_id":"w1"}`, nil, errors.New("permission denied"), 5 * time.Second, nil, wire.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,7 +472,7 @@ func TestDelete_Execute(t *testing.T) {
 				},
 			}
 			var n narration
-			cmd := mustDecode(t, commands.KindDelete, tt.body)
+			cmd := mustDecode(t, wire.KindDelete, tt.body)
 			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator()})
 			if gotID != "w1" {
 				t.Errorf("got Stop(%q), want Stop(%q)", gotID, "w1")
@@ -481,8 +483,8 @@ func TestDelete_Execute(t *testing.T) {
 			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
 			}
-			want := commands.DeleteResult{WorkerID: "w1", PID: 4242, Signal: tt.signals[len(tt.signals)-1], StoppedMS: 1234}
-			if got, ok := res.(commands.DeleteResult); !ok || got != want {
+			want := wire.DeleteResult{WorkerID: "w1", PID: 4242, Signal: tt.signals[len(tt.signals)-1], StoppedMS: 1234}
+			if got, ok := res.(wire.DeleteResult); !ok || got != want {
 				t.Errorf("got result %#v, want %#v", res, want)
 			}
 			if len(n.events) != len(tt.wantLevel) {
@@ -512,26 +514,26 @@ func TestList_Execute(t *testing.T) {
 		WorkerID: "w2", ModelID: "m", Device: "cpu", WorkerType: spawner.CPU, PID: 7,
 		StartTime: now.Add(time.Second).UnixMilli(), // clock skew: in the future
 	}
-	info1 := commands.WorkerInfo{
+	info1 := wire.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cuda-llm", ModelID: "meta-llama/Llama-3-8b", Device: "cuda:0",
-		Port: 9101, JobID: "job-1", StartedAt: "2026-11-26T17:00:00.500Z", UptimeMS: 9500, RSSBytes: 1 << 30,
+		Port: 9101, JobID: "job-1", StartedAt: wireTime(t, "2026-11-26T17:00:00.500Z"), UptimeMS: 9500, RSSBytes: 1 << 30,
 		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log",
 	}
-	info2 := commands.WorkerInfo{
+	info2 := wire.WorkerInfo{
 		WorkerID: "w2", PID: 7, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu",
-		StartedAt: "2026-11-26T17:00:11.000Z", UptimeMS: 0,
+		StartedAt: wireTime(t, "2026-11-26T17:00:11.000Z"), UptimeMS: 0,
 	}
 	tests := []struct {
 		name     string
 		workers  []spawner.Worker
 		listErr  error
-		want     []commands.WorkerInfo
+		want     []wire.WorkerInfo
 		wantCode string
 	}{
-		{"none", nil, nil, []commands.WorkerInfo{}, ""},
-		{"one", []spawner.Worker{w1}, nil, []commands.WorkerInfo{info1}, ""},
-		{"two in order, uptime never negative", []spawner.Worker{w1, w2}, nil, []commands.WorkerInfo{info1, info2}, ""},
-		{"error", nil, errors.New("read /proc: boom"), nil, commands.CodeInternal},
+		{"none", nil, nil, []wire.WorkerInfo{}, ""},
+		{"one", []spawner.Worker{w1}, nil, []wire.WorkerInfo{info1}, ""},
+		{"two in order, uptime never negative", []spawner.Worker{w1, w2}, nil, []wire.WorkerInfo{info1, info2}, ""},
+		{"error", nil, errors.New("read /proc: boom"), nil, wire.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -540,7 +542,7 @@ func TestList_Execute(t *testing.T) {
 				ListFunc: func(context.Context) ([]spawner.Worker, error) { return tt.workers, tt.listErr },
 			}
 			var n narration
-			cmd := mustDecode(t, commands.KindList, "")
+			cmd := mustDecode(t, wire.KindList, "")
 			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Now: func() time.Time { return now }})
 			if tt.wantCode != "" {
 				checkCode(t, err, tt.wantCode)
@@ -549,14 +551,14 @@ func TestList_Execute(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got error %v, want none", err)
 			}
-			got, ok := res.(commands.ListResult)
+			got, ok := res.(wire.ListResult)
 			if !ok {
 				t.Fatalf("got result %#v, want a ListResult", res)
 			}
 			if got.Workers == nil {
 				t.Error("got nil workers, want an empty list (it is [] on the wire)")
 			}
-			if !reflect.DeepEqual(got.Workers, tt.want) {
+			if !sameJSON(t, got.Workers, tt.want) {
 				t.Errorf("got workers %+v, want %+v", got.Workers, tt.want)
 			}
 		})
@@ -569,9 +571,9 @@ func TestGet_Execute(t *testing.T) {
 		WorkerID: "w1", JobID: "job-1", ModelID: "m", Device: "cpu", WorkerType: spawner.CPU, Port: 9100,
 		PID: 4242, StartTime: now.Add(-time.Minute).UnixMilli(), BinaryPath: "/b", LogPath: "/logs/w1.log", RSSBytes: 42,
 	}
-	wantInfo := commands.WorkerInfo{
+	wantInfo := wire.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu", Port: 9100, JobID: "job-1",
-		StartedAt: "2026-11-26T17:00:00.000Z", UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
+		StartedAt: wireTime(t, "2026-11-26T17:00:00.000Z"), UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
 	}
 	tests := []struct {
 		name      string
@@ -586,8 +588,8 @@ func TestGet_Execute(t *testing.T) {
 		{"zero lines", `{"worker_id":"w1","log_lines":0}`, nil, nil, []string{}, 0, ""},
 		{"max lines", `{"worker_id":"w1","log_lines":1000}`, nil, nil, []string{"x"}, 1000, ""},
 		{"three lines", `{"worker_id":"w1","log_lines":3}`, nil, nil, []string{"1", "2", "3"}, 3, ""},
-		{"not found", `{"worker_id":"w1"}`, fmt.Errorf("w1: %w", spawner.ErrWorkerNotFound), nil, nil, -1, commands.CodeNotFound},
-		{"log unreadable", `{"worker_id":"w1"}`, nil, errors.New("permission denied"), nil, commands.DefaultLogLines, commands.CodeInternal},
+		{"not found", `{"worker_id":"w1"}`, fmt.Errorf("w1: %w", spawner.ErrWorkerNotFound), nil, nil, -1, wire.CodeNotFound},
+		{"log unreadable", `{"worker_id":"w1"}`, nil, errors.New("permission denied"), nil, commands.DefaultLogLines, wire.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -605,7 +607,7 @@ func TestGet_Execute(t *testing.T) {
 				},
 			}
 			var n narration
-			cmd := mustDecode(t, commands.KindGet, tt.body)
+			cmd := mustDecode(t, wire.KindGet, tt.body)
 			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Now: func() time.Time { return now }})
 			if gotFind != "w1" {
 				t.Errorf("got Find(%q), want Find(%q)", gotFind, "w1")
@@ -619,8 +621,8 @@ func TestGet_Execute(t *testing.T) {
 			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
 			}
-			want := commands.GetResult{WorkerInfo: wantInfo, LogTail: tt.tail}
-			if got, ok := res.(commands.GetResult); !ok || !reflect.DeepEqual(got, want) {
+			want := wire.GetResult{WorkerInfo: wantInfo, LogTail: tt.tail}
+			if got, ok := res.(wire.GetResult); !ok || !sameJSON(t, got, want) {
 				t.Errorf("got result %#v, want %#v", res, want)
 			}
 		})
@@ -642,4 +644,29 @@ func checkOutcome(t *testing.T, res any, err error, wantCode string) bool {
 		t.Fatalf("got error %v, want none", err)
 	}
 	return true
+}
+
+// wireTime is s, an RFC 3339 time, as a wire time.
+func wireTime(t testing.TB, s string) wire.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.Time{Time: v}
+}
+
+// sameJSON reports whether a and b are the same on the wire: times compare
+// as the text they are sent as, whatever their location.
+func sameJSON(t testing.TB, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ja) == string(jb)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // FuzzDecode: whatever arrives, Decode does not panic, always returns a
@@ -17,7 +18,7 @@ func FuzzDecode(f *testing.F) {
 		`{"model_id":"m","device":"cuda:0","port":9001,"wait":"ready","wait_timeout_ms":1}`,
 		"\x00\xff", `{"log_lines":1e400}`, `{"port":-0}`, `{} {}`,
 	} {
-		for _, kind := range commands.Kinds {
+		for _, kind := range wire.Kinds {
 			f.Add(kind, []byte(seed))
 		}
 	}
@@ -30,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("got command %v and error %v: want exactly one", cmd, err)
 		}
 		if err != nil {
-			if err.Code != commands.CodeBadRequest && err.Code != commands.CodeUnknownCommand {
+			if err.Code != wire.CodeBadRequest && err.Code != wire.CodeUnknownCommand {
 				t.Fatalf("decode error with code %q", err.Code)
 			}
 			return

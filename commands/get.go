@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Limits of log_lines.
@@ -13,16 +15,14 @@ const (
 
 // Get reports one worker with the tail of its log.
 type Get struct {
-	Envelope
-	WorkerID string `json:"worker_id"`
-	LogLines *int   `json:"log_lines"`
+	wire.GetRequest
 }
 
 // Kind is worker.get.
-func (c *Get) Kind() string        { return KindGet }
-func (c *Get) envelope() *Envelope { return &c.Envelope }
+func (c *Get) Kind() string             { return wire.KindGet }
+func (c *Get) envelope() *wire.Envelope { return &c.Envelope }
 
-func (c *Get) validate() *Error {
+func (c *Get) validate() *wire.Error {
 	if e := requireWorkerID(c.WorkerID); e != nil {
 		return e
 	}
@@ -35,12 +35,6 @@ func (c *Get) validate() *Error {
 	return nil
 }
 
-// GetResult is the result of a get.
-type GetResult struct {
-	WorkerInfo
-	LogTail []string `json:"log_tail"`
-}
-
 // Execute finds the worker and reads its log tail.
 func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	w, err := d.Spawner.Find(ctx, c.WorkerID)
@@ -51,5 +45,5 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}
-	return GetResult{WorkerInfo: infoOf(w, d.now()), LogTail: tail}, nil
+	return wire.GetResult{WorkerInfo: infoOf(w, d.now()), LogTail: tail}, nil
 }

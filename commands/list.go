@@ -1,21 +1,20 @@
 package commands
 
-import "context"
+import (
+	"context"
+
+	"github.com/rbee/hive-agent/wire"
+)
 
 // List reports every worker of this hive.
 type List struct {
-	Envelope
+	wire.ListRequest
 }
 
 // Kind is worker.list.
-func (c *List) Kind() string        { return KindList }
-func (c *List) envelope() *Envelope { return &c.Envelope }
-func (c *List) validate() *Error    { return nil }
-
-// ListResult is the result of a list.
-type ListResult struct {
-	Workers []WorkerInfo `json:"workers"`
-}
+func (c *List) Kind() string             { return wire.KindList }
+func (c *List) envelope() *wire.Envelope { return &c.Envelope }
+func (c *List) validate() *wire.Error    { return nil }
 
 // Execute reads the process table.
 func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
@@ -24,7 +23,7 @@ func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 		return nil, err
 	}
 	now := d.now()
-	res := ListResult{Workers: make([]WorkerInfo, 0, len(ws))}
+	res := wire.ListResult{Workers: make([]wire.WorkerInfo, 0, len(ws))}
 	for _, w := range ws {
 		res.Workers = append(res.Workers, infoOf(w, now))
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Limits of a logs read.
@@ -22,18 +23,14 @@ const (
 // offset a previous read returned, so that a caller can follow the log by
 // polling without the agent holding anything open.
 type Logs struct {
-	Envelope
-	WorkerID string `json:"worker_id"`
-	Lines    *int   `json:"lines"`
-	Offset   *int64 `json:"offset"`
-	MaxBytes *int64 `json:"max_bytes"`
+	wire.LogsRequest
 }
 
 // Kind is worker.logs.
-func (c *Logs) Kind() string        { return KindLogs }
-func (c *Logs) envelope() *Envelope { return &c.Envelope }
+func (c *Logs) Kind() string             { return wire.KindLogs }
+func (c *Logs) envelope() *wire.Envelope { return &c.Envelope }
 
-func (c *Logs) validate() *Error {
+func (c *Logs) validate() *wire.Error {
 	if e := requireWorkerID(c.WorkerID); e != nil {
 		return e
 	}
@@ -60,23 +57,6 @@ func (c *Logs) validate() *Error {
 	return nil
 }
 
-// LogsResult is the result of a logs read.
-type LogsResult struct {
-	WorkerID string   `json:"worker_id"`
-	LogPath  string   `json:"log_path"`
-	Lines    []string `json:"lines"`
-	// Offset is where the next read starts: pass it back as offset.
-	Offset int64 `json:"offset"`
-	Size   int64 `json:"size"`
-	// Truncated is true when the log was shorter than the offset asked
-	// (rotated or truncated) and reading restarted at 0.
-	Truncated bool `json:"truncated"`
-	// Running is true while a worker of that id runs; false for the log a
-	// stopped worker left. A follower stops once it read everything of a
-	// log whose worker is no longer running.
-	Running bool `json:"running"`
-}
-
 // Execute reads the log of the running worker, or, when none runs with
 // that id, the log a worker of that id left behind.
 func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
@@ -96,7 +76,7 @@ func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
 	}
 	if d.MaxResultBytes > 0 {
 		// What the result takes besides its lines, with the largest offset and size.
-		rest, _ := json.Marshal(LogsResult{WorkerID: c.WorkerID, LogPath: w.LogPath, Lines: []string{},
+		rest, _ := json.Marshal(wire.LogsResult{WorkerID: c.WorkerID, LogPath: w.LogPath, Lines: []string{},
 			Offset: math.MaxInt64, Size: math.MaxInt64, Truncated: true, Running: true})
 		q.MaxJSON = max(d.MaxResultBytes-int64(len(rest))+2, 3)
 	}
@@ -108,9 +88,9 @@ func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
 		return nil, fmt.Errorf("%w: no worker %q runs on this hive and none left a log", spawner.ErrWorkerNotFound, c.WorkerID)
 	}
 	if r.Truncated {
-		d.Narrator.Narrate("worker_log_truncated", LevelWarn, fmt.Sprintf(
+		d.Narrator.Narrate("worker_log_truncated", wire.LevelWarn, fmt.Sprintf(
 			"The log of worker %s is %d bytes, shorter than offset %d (rotated or truncated); reading restarted at 0.",
 			c.WorkerID, r.Size, *c.Offset), Fields{WorkerID: w.WorkerID, PID: w.PID})
 	}
-	return LogsResult{WorkerID: c.WorkerID, LogPath: r.Path, Lines: r.Lines, Offset: r.Offset, Size: r.Size, Truncated: r.Truncated, Running: running}, nil
+	return wire.LogsResult{WorkerID: c.WorkerID, LogPath: r.Path, Lines: r.Lines, Offset: r.Offset, Size: r.Size, Truncated: r.Truncated, Running: running}, nil
 }

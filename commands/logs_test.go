@@ -10,6 +10,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 func TestLogs_Execute(t *testing.T) {
@@ -31,9 +32,9 @@ func TestLogs_Execute(t *testing.T) {
 		{"offset with default max", `{"worker_id":"w1","offset":7}`, nil, read, nil, spawner.LogQuery{From: off(7), MaxBytes: 65536}, running.LogPath, ""},
 		{"offset with max", `{"worker_id":"w1","offset":0,"max_bytes":1048576}`, nil, read, nil, spawner.LogQuery{From: off(0), MaxBytes: 1 << 20}, running.LogPath, ""},
 		{"exited worker's log", `{"worker_id":"w1"}`, spawner.ErrWorkerNotFound, read, nil, spawner.LogQuery{Lines: 50}, "/logs/h1/w1.log", ""},
-		{"no worker and no log", `{"worker_id":"w1"}`, spawner.ErrWorkerNotFound, spawner.LogRead{Missing: true}, nil, spawner.LogQuery{Lines: 50}, "/logs/h1/w1.log", commands.CodeNotFound},
-		{"find fails", `{"worker_id":"w1"}`, errors.New("proc unreadable"), read, nil, spawner.LogQuery{}, "", commands.CodeInternal},
-		{"read fails", `{"worker_id":"w1"}`, nil, read, errors.New("EIO"), spawner.LogQuery{Lines: 50}, running.LogPath, commands.CodeInternal},
+		{"no worker and no log", `{"worker_id":"w1"}`, spawner.ErrWorkerNotFound, spawner.LogRead{Missing: true}, nil, spawner.LogQuery{Lines: 50}, "/logs/h1/w1.log", wire.CodeNotFound},
+		{"find fails", `{"worker_id":"w1"}`, errors.New("proc unreadable"), read, nil, spawner.LogQuery{}, "", wire.CodeInternal},
+		{"read fails", `{"worker_id":"w1"}`, nil, read, errors.New("EIO"), spawner.LogQuery{Lines: 50}, running.LogPath, wire.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,15 +54,15 @@ func TestLogs_Execute(t *testing.T) {
 				},
 			}
 			var n narration
-			res, err := mustDecode(t, commands.KindLogs, tt.body).Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator()})
+			res, err := mustDecode(t, wire.KindLogs, tt.body).Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator()})
 			if gotPath != tt.wantPath || !reflect.DeepEqual(gotQuery, tt.wantQuery) {
 				t.Errorf("got ReadLog(%q, %+v), want (%q, %+v)", gotPath, gotQuery, tt.wantPath, tt.wantQuery)
 			}
 			if !checkOutcome(t, res, err, tt.wantCode) {
 				return
 			}
-			want := commands.LogsResult{WorkerID: "w1", LogPath: tt.read.Path, Lines: tt.read.Lines, Offset: tt.read.Offset, Size: tt.read.Size, Running: tt.findErr == nil}
-			if got, ok := res.(commands.LogsResult); !ok || !reflect.DeepEqual(got, want) {
+			want := wire.LogsResult{WorkerID: "w1", LogPath: tt.read.Path, Lines: tt.read.Lines, Offset: tt.read.Offset, Size: tt.read.Size, Running: tt.findErr == nil}
+			if got, ok := res.(wire.LogsResult); !ok || !reflect.DeepEqual(got, want) {
 				t.Errorf("got result %#v, want %#v", res, want)
 			}
 		})
@@ -89,7 +90,7 @@ func TestDelete_StoppingBeforeFirstSignal(t *testing.T) {
 	}}
 	var n narration
 	ev := &stoppingEvents{n: &n}
-	cmd := mustDecode(t, commands.KindDelete, `{"job_id":"del-1","worker_id":"w1","grace_ms":1500}`)
+	cmd := mustDecode(t, wire.KindDelete, `{"job_id":"del-1","worker_id":"w1","grace_ms":1500}`)
 	if _, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Events: ev}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,7 @@ import (
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
-)
-
-// Wait modes of a spawn.
-const (
-	WaitExec  = "exec"
-	WaitAlive = "alive"
-	WaitReady = "ready"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Limits on spawn fields.
@@ -31,27 +25,16 @@ const (
 
 // Spawn starts a worker.
 type Spawn struct {
-	Envelope
-	ModelID       string `json:"model_id"`
-	Device        string `json:"device"`
-	WorkerID      string `json:"worker_id"`
-	WorkerType    string `json:"worker_type"`
-	Port          int    `json:"port"`
-	QueenURL      string `json:"queen_url"`
-	Wait          string `json:"wait"`
-	WaitTimeoutMS *int64 `json:"wait_timeout_ms"`
-	// Restart and MaxRestarts override the worker type's restart policy.
-	Restart     string `json:"restart"`
-	MaxRestarts *int   `json:"max_restarts"`
+	wire.SpawnRequest
 
 	device spawner.Device
 }
 
 // Kind is worker.spawn.
-func (c *Spawn) Kind() string        { return KindSpawn }
-func (c *Spawn) envelope() *Envelope { return &c.Envelope }
+func (c *Spawn) Kind() string             { return wire.KindSpawn }
+func (c *Spawn) envelope() *wire.Envelope { return &c.Envelope }
 
-func (c *Spawn) validate() *Error {
+func (c *Spawn) validate() *wire.Error {
 	switch {
 	case c.ModelID == "":
 		return BadRequest("model_id", "required, e.g. \"meta-llama/Llama-3-8b\"")
@@ -91,7 +74,7 @@ func (c *Spawn) validate() *Error {
 		}
 	}
 	switch c.Wait {
-	case "", WaitExec, WaitAlive, WaitReady:
+	case "", wire.WaitExec, wire.WaitAlive, wire.WaitReady:
 	default:
 		return BadRequest("wait", "%q: want exec, alive or ready", c.Wait)
 	}
@@ -117,29 +100,11 @@ func checkURL(s string) error {
 	return nil
 }
 
-// SpawnResult is the result of a spawn.
-type SpawnResult struct {
-	WorkerID   string `json:"worker_id"`
-	PID        int    `json:"pid"`
-	Port       int    `json:"port"`
-	Device     string `json:"device"`
-	WorkerType string `json:"worker_type"`
-	ModelID    string `json:"model_id"`
-	BinaryPath string `json:"binary_path"`
-	LogPath    string `json:"log_path"`
-	StartedAt  string `json:"started_at"`
-	// Wait is the wait mode the reply waited for.
-	Wait string `json:"wait"`
-	// Existing is true when this was a resend of the command that started
-	// the running worker: nothing new was started.
-	Existing bool `json:"existing,omitempty"`
-}
-
-func spawnResultOf(w spawner.Worker, wait string, existing bool) SpawnResult {
-	return SpawnResult{
+func spawnResultOf(w spawner.Worker, wait string, existing bool) wire.SpawnResult {
+	return wire.SpawnResult{
 		WorkerID: w.WorkerID, PID: w.PID, Port: w.Port, Device: w.Device, WorkerType: string(w.WorkerType),
 		ModelID: w.ModelID, BinaryPath: w.BinaryPath, LogPath: w.LogPath,
-		StartedAt: FormatTime(w.StartedAt()), Wait: wait, Existing: existing,
+		StartedAt: wire.Time{Time: w.StartedAt()}, Wait: wait, Existing: existing,
 	}
 }
 
@@ -147,7 +112,7 @@ func spawnResultOf(w spawner.Worker, wait string, existing bool) SpawnResult {
 // the worker was started and is left running.
 func interrupted(err error, h *spawner.Handle) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Code: CodeNotReady, Message: fmt.Sprintf(
+		return &wire.Error{Code: wire.CodeNotReady, Message: fmt.Sprintf(
 			"the agent stopped waiting (%v); worker %s (pid %d) was started and is left running", err, h.WorkerID, h.PID)}
 	}
 	return err

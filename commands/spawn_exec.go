@@ -10,6 +10,7 @@ import (
 
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // kinds maps the spawner's device types to catalog device kinds.
@@ -27,7 +28,7 @@ func (c *Spawn) workerType(cat *catalog.Catalog) (catalog.Type, error) {
 	case errors.As(err, &unknown):
 		return typ, BadRequest("worker_type", "%q is not in the catalog; known types: %s", unknown.Name, strings.Join(unknown.Known, ", "))
 	case errors.Is(err, catalog.ErrDeviceNotAccepted):
-		return typ, &Error{Code: CodeDeviceUnavailable, Message: fmt.Sprintf("%s: %v", c.Device, err)}
+		return typ, &wire.Error{Code: wire.CodeDeviceUnavailable, Message: fmt.Sprintf("%s: %v", c.Device, err)}
 	}
 	return typ, err
 }
@@ -66,7 +67,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Narrate("worker_binary_resolved", LevelInfo,
+	n.Narrate("worker_binary_resolved", wire.LevelInfo,
 		fmt.Sprintf("Using %s worker binary %s for device %s.", typ.Name, bin, c.Device), Fields{WorkerID: c.WorkerID})
 	hiveID := d.Spawner.HiveID()
 	h, err := d.Spawner.Start(ctx, spawner.Spec{
@@ -87,13 +88,13 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	// worker_process_started is narrated by the spawner's OnStart hook, so
 	// that it always comes before a worker_exited of the same worker.
 	switch wait {
-	case WaitAlive:
+	case wire.WaitAlive:
 		if err := h.WaitAlive(ctx, d.Defaults.AliveWindow); err != nil {
 			return nil, interrupted(err, h)
 		}
-		n.Narrate("worker_alive", LevelInfo,
+		n.Narrate("worker_alive", wire.LevelInfo,
 			fmt.Sprintf("Worker %s stayed up for %s.", h.WorkerID, d.Defaults.AliveWindow), Fields{WorkerID: h.WorkerID, PID: h.PID})
-	case WaitReady:
+	case wire.WaitReady:
 		if err := c.waitReady(ctx, d, typ, h); err != nil {
 			return nil, err
 		}
@@ -116,7 +117,7 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 	if typ.StallTimeout > 0 {
 		stall = fmt.Sprintf(" (or until it shows no progress for %s)", typ.StallTimeout)
 	}
-	n.Narrate("worker_waiting_ready", LevelInfo,
+	n.Narrate("worker_waiting_ready", wire.LevelInfo,
 		fmt.Sprintf("Waiting up to %s for %s to answer %d%s.", timeout, h.HealthURL(), h.ReadyStatus, stall), Fields{WorkerID: h.WorkerID, PID: h.PID})
 	err := h.WaitReadyFor(ctx, spawner.ReadyWait{
 		Timeout: timeout, StallTimeout: typ.StallTimeout, LoadingStatus: typ.LoadingStatus,
@@ -126,13 +127,13 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 			if line != "" {
 				msg += " Last log line: " + line
 			}
-			n.Narrate("worker_loading", LevelInfo, msg, Fields{WorkerID: h.WorkerID, PID: h.PID})
+			n.Narrate("worker_loading", wire.LevelInfo, msg, Fields{WorkerID: h.WorkerID, PID: h.PID})
 		},
 	})
 	if err != nil {
 		return interrupted(err, h)
 	}
-	n.Narrate("worker_ready", LevelInfo,
+	n.Narrate("worker_ready", wire.LevelInfo,
 		fmt.Sprintf("Worker %s answers on %s.", h.WorkerID, h.HealthURL()), Fields{WorkerID: h.WorkerID, PID: h.PID})
 	return nil
 }

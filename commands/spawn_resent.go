@@ -8,6 +8,7 @@ import (
 
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // resentPoll is how often a resent spawn checks that the worker it waits
@@ -22,14 +23,14 @@ const resentPoll = 100 * time.Millisecond
 func (c *Spawn) resent(ctx context.Context, d Deps, typ catalog.Type, w spawner.Worker, wait string) (any, error) {
 	n := d.Narrator
 	what := "nothing waited for"
-	if wait != WaitExec {
+	if wait != wire.WaitExec {
 		what = "waiting for it as the command asks (wait " + wait + ")"
 	}
-	n.Narrate("worker_already_running", LevelInfo,
+	n.Narrate("worker_already_running", wire.LevelInfo,
 		fmt.Sprintf("Worker %s is already running as pid %d, started by this same command %s; nothing new was started, %s (the first command's outcome goes to job.%s.result).",
 			w.WorkerID, w.PID, c.CommandID, what, w.JobID), Fields{WorkerID: w.WorkerID, PID: w.PID})
-	if wait == WaitExec {
-		return spawnResultOf(w, WaitExec, true), nil
+	if wait == wire.WaitExec {
+		return spawnResultOf(w, wire.WaitExec, true), nil
 	}
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -37,13 +38,13 @@ func (c *Spawn) resent(ctx context.Context, d Deps, typ catalog.Type, w spawner.
 	h := &spawner.Handle{Worker: w} // never Done: watchGone tells its exit
 	var err error
 	switch wait {
-	case WaitAlive:
+	case wire.WaitAlive:
 		err = h.WaitAlive(wctx, time.Until(w.StartedAt().Add(d.Defaults.AliveWindow)))
 		if err == nil {
-			n.Narrate("worker_alive", LevelInfo,
+			n.Narrate("worker_alive", wire.LevelInfo,
 				fmt.Sprintf("Worker %s stayed up for %s.", w.WorkerID, d.Defaults.AliveWindow), Fields{WorkerID: w.WorkerID, PID: w.PID})
 		}
-	case WaitReady:
+	case wire.WaitReady:
 		err = c.waitReady(wctx, d, typ, h)
 	}
 	if gone := context.Cause(wctx); err != nil && errors.Is(gone, spawner.ErrWorkerExited) {

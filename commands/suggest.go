@@ -4,12 +4,14 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/rbee/hive-agent/wire"
 )
 
 // unknownField is the bad_request for a key that v does not have. It names
 // the closest known field when one is close enough to be a typo, so that
 // "devcie" is answered with "did you mean device?".
-func unknownField(key string, v any) *Error {
+func unknownField(key string, v any) *wire.Error {
 	known := jsonFields(reflect.TypeOf(v).Elem())
 	if best := closest(key, known); best != "" {
 		return BadRequest(key, "unknown field; did you mean %s?", best)

@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // BenchmarkBareRequestReply is the floor: a NATS request to a responder
@@ -39,7 +39,7 @@ func BenchmarkAgentList(b *testing.B) {
 				}
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					var res commands.ListResult
+					var res wire.ListResult
 					a.must(b, "list", "", &res)
 					if len(res.Workers) != n {
 						b.Fatalf("got %d workers, want %d", len(res.Workers), n)

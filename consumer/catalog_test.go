@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive-agent/catalog"
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // testCatalog runs the test worker with an argument layout of its own, as
@@ -68,7 +68,7 @@ func withCatalog(t *testing.T, devices spawner.DeviceProbe) func(*agentOpts) {
 func TestConsumer_CatalogTypeSpawned(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t), withCatalog(t, spawner.DeviceProbe{}))
 	started := a.watch(t, "hive."+a.hive+".events.worker.started")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"w1","model_id":"org/my model","device":"cpu","worker_type":"tw"}`, &sp)
 	if sp.WorkerType != "tw" || sp.Wait != "ready" || sp.BinaryPath != filepath.Join(workerDir, "cpu-llm-worker-rbee") {
 		t.Errorf("result %+v: want type tw, the type's wait (ready) and its binary", sp)
@@ -92,12 +92,12 @@ func TestConsumer_CatalogTypeSpawned(t *testing.T) {
 	if iType < 0 || iMarker < iType || !strings.HasPrefix(order[len(order)-1], "HIVE_AGENT_") {
 		t.Errorf("environment order: the type's variables must follow the inherited ones and precede the marker: %q", order)
 	}
-	var ev consumer.StartedEvent
+	var ev wire.StartedEvent
 	msgs := started.waitFor(t, "started event", started.count(1))
 	if err := json.Unmarshal(msgs[0], &ev); err != nil || ev.WorkerType != "tw" {
 		t.Errorf("started event %s: want worker_type tw", msgs[0])
 	}
-	var got commands.GetResult
+	var got wire.GetResult
 	a.must(t, "get", `{"worker_id":"w1"}`, &got)
 	if got.WorkerType != "tw" {
 		t.Errorf("get: worker_type %q, want tw", got.WorkerType)
@@ -122,7 +122,7 @@ func TestConsumer_CatalogPinsGPU(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t), withCatalog(t, probe))
 	const uuid = "GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a9"
 	for _, c := range []struct{ device, want string }{{uuid, uuid}, {"cuda:0", "5"}} {
-		var sp commands.SpawnResult
+		var sp wire.SpawnResult
 		a.must(t, "spawn", `{"worker_id":"g","model_id":"m","device":"`+c.device+`","worker_type":"tw","wait":"exec"}`, &sp)
 		if got := testenv.Environ(sp.PID)["CUDA_VISIBLE_DEVICES"]; got != c.want {
 			t.Errorf("%s: worker's CUDA_VISIBLE_DEVICES=%q, want %q", c.device, got, c.want)
@@ -130,7 +130,7 @@ func TestConsumer_CatalogPinsGPU(t *testing.T) {
 		a.must(t, "delete", `{"worker_id":"g"}`, nil)
 	}
 	r := a.req(t, "spawn", `{"model_id":"m","device":"GPU-00000000-4260-b95b-6164-2bbedf0b43a9","worker_type":"tw"}`)
-	wantError(t, r, commands.CodeDeviceUnavailable, "")
+	wantError(t, r, wire.CodeDeviceUnavailable, "")
 	a.stillServes(t)
 }
 
@@ -140,17 +140,17 @@ func TestConsumer_CatalogPinsGPU(t *testing.T) {
 func TestConsumer_CatalogStallAndProgress(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t), withCatalog(t, spawner.DeviceProbe{}))
 	r := a.req(t, "spawn", `{"worker_id":"stuck","model_id":"m@no-health","device":"cpu","worker_type":"tw-stall"}`)
-	wantError(t, r, commands.CodeNotReady, "")
+	wantError(t, r, wire.CodeNotReady, "")
 	if !strings.Contains(r.Error.Message, "made no progress for 2s") {
 		t.Errorf("not_ready message %q does not name the stall", r.Error.Message)
 	}
 	a.must(t, "delete", `{"worker_id":"stuck"}`, nil)
 
 	narr := a.watch(t, "job.j-slow.narration")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"job_id":"j-slow","worker_id":"slow","model_id":"m@ready-after=5s,log-every=100ms","device":"cpu","worker_type":"tw-stall"}`, &sp)
 	evs := events(t, narr.waitFor(t, "end of narration", hasEnd(t)))
-	var loading []consumer.Event
+	var loading []wire.Event
 	for _, e := range evs {
 		if e.Action == "worker_loading" {
 			loading = append(loading, e)
@@ -178,18 +178,18 @@ func TestConsumer_RestartOnFailure(t *testing.T) {
 	started := a.watch(t, "hive."+a.hive+".events.worker.started")
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
 	narr := a.watch(t, "job.j-flaky.narration")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"job_id":"j-flaky","worker_id":"flaky","model_id":"m@crash-after=200ms","device":"cpu","wait":"exec","restart":"on-failure","max_restarts":2}`, &sp)
 	exits := exited.waitFor(t, "three exits", exited.count(3))
 	starts := started.waitFor(t, "three starts", started.count(3))
 	for i, raw := range starts {
-		var ev consumer.StartedEvent
+		var ev wire.StartedEvent
 		if err := json.Unmarshal(raw, &ev); err != nil || ev.Restart != i || ev.WorkerID != "flaky" || ev.Port != sp.Port || ev.ModelID != "m@crash-after=200ms" {
 			t.Errorf("start %d: %s; want restart %d on port %d", i, raw, i, sp.Port)
 		}
 	}
 	for i, raw := range exits {
-		var ev consumer.ExitedEvent
+		var ev wire.ExitedEvent
 		want := (i + 1) % 3 // restarts 1, 2, then none
 		if err := json.Unmarshal(raw, &ev); err != nil || ev.Restart != want || ev.ExitCode == nil || *ev.ExitCode != 3 {
 			t.Errorf("exit %d: %s; want restart %d", i, raw, want)
@@ -210,7 +210,7 @@ func TestConsumer_RestartOnFailure(t *testing.T) {
 		t.Errorf("narration %v, want %v", got, want)
 	}
 	r := a.req(t, "delete", `{"worker_id":"flaky"}`)
-	wantError(t, r, commands.CodeNotFound, "")
+	wantError(t, r, wire.CodeNotFound, "")
 
 	// A delete while the restart waits for its backoff ends the restarts.
 	b := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = 50 * time.Second })
@@ -218,12 +218,12 @@ func TestConsumer_RestartOnFailure(t *testing.T) {
 	bStarted := b.watch(t, "hive."+b.hive+".events.worker.started")
 	b.must(t, "spawn", `{"worker_id":"w","model_id":"m@crash","device":"cpu","wait":"exec","restart":"on-failure"}`, nil)
 	bExited.waitFor(t, "exit", bExited.count(1))
-	var del commands.DeleteResult
+	var del wire.DeleteResult
 	b.must(t, "delete", `{"worker_id":"w"}`, &del)
 	if !del.RestartCancelled {
 		t.Errorf("delete during backoff: %+v, want restart_cancelled", del)
 	}
-	wantError(t, b.req(t, "delete", `{"worker_id":"w"}`), commands.CodeNotFound, "")
+	wantError(t, b.req(t, "delete", `{"worker_id":"w"}`), wire.CodeNotFound, "")
 	if n := len(bStarted.snapshot()); n != 1 {
 		t.Errorf("got %d started events, want 1 (no restart after the delete)", n)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Inventory reasons.
@@ -14,19 +15,6 @@ const (
 	InventoryStart     = "start"
 	InventoryReconnect = "reconnect"
 )
-
-// InventoryEvent is published on hive.<hive_id>.events.inventory after
-// every connect and reconnect, so that a queen that was cut off from this
-// agent can reconcile what it believes runs here.
-type InventoryEvent struct {
-	HiveID string `json:"hive_id"`
-	// Reason is "start" or "reconnect".
-	Reason string `json:"reason"`
-	// Instance is the agent's micro service id.
-	Instance string `json:"instance"`
-	// Workers is what worker.list would answer.
-	Workers []commands.WorkerInfo `json:"workers"`
-}
 
 // inventoryTimeout bounds the process-table scan behind an inventory.
 const inventoryTimeout = 10 * time.Second
@@ -70,8 +58,8 @@ func (c *Consumer) publishInventory(ctx context.Context, reason string) {
 		c.log.Error("inventory subject", "err", err)
 		return
 	}
-	body, err := json.Marshal(InventoryEvent{HiveID: c.cfg.HiveID, Reason: reason, Instance: *instance,
-		Workers: res.(commands.ListResult).Workers})
+	body, err := json.Marshal(wire.InventoryEvent{HiveID: c.cfg.HiveID, Reason: reason, Instance: *instance,
+		Workers: res.(wire.ListResult).Workers})
 	if err == nil {
 		err = c.nc.Publish(subj, body)
 	}

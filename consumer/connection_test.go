@@ -11,14 +11,12 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/wire"
 )
 
-func inventories(t testing.TB, msgs [][]byte) []consumer.InventoryEvent {
+func inventories(t testing.TB, msgs [][]byte) []wire.InventoryEvent {
 	t.Helper()
-	out := make([]consumer.InventoryEvent, len(msgs))
+	out := make([]wire.InventoryEvent, len(msgs))
 	for i, m := range msgs {
 		if err := json.Unmarshal(m, &out[i]); err != nil {
 			t.Fatalf("inventory %d is not JSON: %v: %s", i, err, m)
@@ -56,7 +54,7 @@ func TestConsumer_InventoryOnStartAndReconnect(t *testing.T) {
 		t.Errorf("start inventory: got %+v, want hive %s, reason start, instance %s, an empty workers array", first, a.hive, info.ID)
 	}
 
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"survivor","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
 
 	// Restart NATS on the same port. The agent's way back stays shut until
@@ -193,7 +191,7 @@ func TestConsumer_FailoverFromFrozenServer(t *testing.T) {
 	// it went into the dead connection, and the result above came from the
 	// republish. When present, the spawn ended after the loss was noticed
 	// (a slow machine) and nats.go's reconnect buffer carried both.
-	ended := slices.ContainsFunc(events(t, narration.snapshot()), func(e consumer.Event) bool { return e.OK != nil })
+	ended := slices.ContainsFunc(events(t, narration.snapshot()), func(e wire.Event) bool { return e.OK != nil })
 	st := republished(t, a)
 	if !ended && st == 0 {
 		t.Errorf("the spawn ended before the loss was noticed, yet nothing was published again")
@@ -211,7 +209,7 @@ func republished(t testing.TB, a *agent) uint64 {
 	}
 	var st struct {
 		Endpoints []struct {
-			Data consumer.StatsData `json:"data"`
+			Data wire.StatsData `json:"data"`
 		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(msg.Data, &st); err != nil || len(st.Endpoints) == 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // ServiceName is the micro service name every hive registers under, so
@@ -287,7 +288,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	c.closeMu.Lock()
 	if c.closing {
 		c.closeMu.Unlock()
-		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
+		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
 			Message: fmt.Sprintf("hive %s is stopping; send the command again once it is back", c.cfg.HiveID)})
 		return
 	}
@@ -295,7 +296,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	case c.sem <- struct{}{}:
 	default:
 		c.closeMu.Unlock()
-		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
+		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
 			Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
 		return
 	}

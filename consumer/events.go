@@ -10,60 +10,8 @@ import (
 	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
-
-// StartedEvent is published on hive.<hive_id>.events.worker.started.
-type StartedEvent struct {
-	HiveID     string `json:"hive_id"`
-	WorkerID   string `json:"worker_id"`
-	JobID      string `json:"job_id"`
-	PID        int    `json:"pid"`
-	Port       int    `json:"port"`
-	ModelID    string `json:"model_id"`
-	Device     string `json:"device"`
-	WorkerType string `json:"worker_type"`
-	StartedAt  string `json:"started_at"`
-	// Restart is which restart of its spawn this start is (the worker's
-	// restart policy started it again after a failure); absent for the
-	// spawn's own start.
-	Restart int `json:"restart,omitempty"`
-}
-
-// ExitedEvent is published on hive.<hive_id>.events.worker.exited.
-type ExitedEvent struct {
-	HiveID   string `json:"hive_id"`
-	WorkerID string `json:"worker_id"`
-	JobID    string `json:"job_id"`
-	PID      int    `json:"pid"`
-	// ExitCode is set when the worker exited; Signal when a signal ended
-	// it. Both are absent when the status is unknown (an adopted worker).
-	ExitCode *int     `json:"exit_code,omitempty"`
-	Signal   string   `json:"signal,omitempty"`
-	RanMS    int64    `json:"ran_ms"`
-	LogTail  []string `json:"log_tail"`
-	// LeftoversStopped counts the children the worker left running when it
-	// exited by itself, which the agent then stopped; absent when none.
-	LeftoversStopped int `json:"leftovers_stopped,omitempty"`
-	// Adopted is true for a worker started by an earlier run of the agent.
-	Adopted bool `json:"adopted,omitempty"`
-	// Restart is the restart that follows after RestartInMS (the worker's
-	// restart policy starts it again); absent when none does.
-	Restart     int   `json:"restart,omitempty"`
-	RestartInMS int64 `json:"restart_in_ms,omitempty"`
-}
-
-// StoppingEvent is published on hive.<hive_id>.events.worker.stopping
-// before a delete's first signal, so that routers stop sending the worker
-// work before it drains.
-type StoppingEvent struct {
-	HiveID   string `json:"hive_id"`
-	WorkerID string `json:"worker_id"`
-	// JobID is the job that spawned the worker; ByJobID the delete's.
-	JobID   string `json:"job_id"`
-	PID     int    `json:"pid"`
-	ByJobID string `json:"by_job_id"`
-	GraceMS int64  `json:"grace_ms"`
-}
 
 var _ commands.Events = (*Consumer)(nil)
 
@@ -76,7 +24,7 @@ const stoppingFlush = time.Second
 // until the server has it, so the event is on its way before the worker
 // sees the signal.
 func (c *Consumer) WorkerStopping(w spawner.Worker, byJobID string, grace time.Duration) {
-	c.publishEvent(subjects.EventStopping, StoppingEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID,
+	c.publishEvent(subjects.EventStopping, wire.StoppingEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID,
 		PID: w.PID, ByJobID: byJobID, GraceMS: grace.Milliseconds()})
 	if c.nc.IsConnected() {
 		if err := c.nc.FlushTimeout(stoppingFlush); err != nil {
@@ -104,18 +52,18 @@ func (c *Consumer) WorkerStarted(w spawner.Worker) {
 	// worker_process_started always precedes worker_exited on the job.
 	n := c.narrator(j, w.CommandID)
 	if w.Restarts > 0 {
-		n.Narrate("worker_restarted", commands.LevelWarn,
+		n.Narrate("worker_restarted", wire.LevelWarn,
 			fmt.Sprintf("Restarted worker %s (restart %d of %d) as pid %d on port %d.", w.WorkerID, w.Restarts, w.Restart.Max, w.PID, w.Port),
 			commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
 	} else {
-		n.Narrate("worker_process_started", commands.LevelInfo,
+		n.Narrate("worker_process_started", wire.LevelInfo,
 			fmt.Sprintf("Started worker %s as pid %d on port %d; its output goes to %s.", w.WorkerID, w.PID, w.Port, w.LogPath),
 			commands.Fields{WorkerID: w.WorkerID, PID: w.PID})
 	}
-	c.publishEvent(subjects.EventStarted, StartedEvent{
+	c.publishEvent(subjects.EventStarted, wire.StartedEvent{
 		HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID, Port: w.Port,
 		ModelID: w.ModelID, Device: w.Device, WorkerType: string(w.WorkerType),
-		StartedAt: commands.FormatTime(w.StartedAt()), Restart: w.Restarts,
+		StartedAt: wire.Time{Time: w.StartedAt()}, Restart: w.Restarts,
 	})
 	if i := c.liveIntake.Load(); i != nil {
 		i.workerStarted(w)
@@ -131,16 +79,16 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 		c.log.Warn("read worker log", "worker_id", w.WorkerID, "err", err)
 		tail = []string{}
 	}
-	ev := ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
+	ev := wire.ExitedEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, PID: w.PID,
 		Signal: e.Signal, RanMS: e.RanMS, LogTail: tail, LeftoversStopped: e.Leftovers, Adopted: e.Adopted,
 		Restart: e.Restart, RestartInMS: e.RestartIn.Milliseconds()}
-	level := commands.LevelInfo
+	level := wire.LevelInfo
 	if e.Signal == "" && e.Code >= 0 {
 		code := e.Code
 		ev.ExitCode = &code
 	}
 	if e.Signal != "" || e.Code != 0 {
-		level = commands.LevelWarn
+		level = wire.LevelWarn
 	}
 	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)

@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 func TestConsumer_ListZeroOneTwenty(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
-	var res commands.ListResult
+	var res wire.ListResult
 	r := a.must(t, "list", "", &res)
 	if len(res.Workers) != 0 || !strings.Contains(string(r.raw), `"workers":[]`) {
 		t.Fatalf("empty hive: got %s, want workers: []", r.raw)
@@ -55,7 +55,7 @@ func TestConsumer_ListZeroOneTwenty(t *testing.T) {
 }
 
 // checkAgainstProcess compares a listed worker with what /proc says.
-func checkAgainstProcess(t *testing.T, w commands.WorkerInfo, listedAt time.Time) {
+func checkAgainstProcess(t *testing.T, w wire.WorkerInfo, listedAt time.Time) {
 	t.Helper()
 	if !testenv.Alive(w.PID) {
 		t.Errorf("%s: pid %d not running", w.WorkerID, w.PID)
@@ -76,8 +76,7 @@ func checkAgainstProcess(t *testing.T, w commands.WorkerInfo, listedAt time.Time
 	if w.RSSBytes == 0 || w.UptimeMS < 0 {
 		t.Errorf("%s: rss %d uptime %d", w.WorkerID, w.RSSBytes, w.UptimeMS)
 	}
-	started, err := time.Parse(time.RFC3339Nano, w.StartedAt)
-	if err != nil || started.After(listedAt.Add(time.Second)) {
+	if started := w.StartedAt.Time; started.IsZero() || started.After(listedAt.Add(time.Second)) {
 		t.Errorf("%s: started_at %q (listed at %s)", w.WorkerID, w.StartedAt, listedAt)
 	}
 	if filepath.Base(w.LogPath) != w.WorkerID+".log" {
@@ -87,9 +86,9 @@ func checkAgainstProcess(t *testing.T, w commands.WorkerInfo, listedAt time.Time
 
 func TestConsumer_GetReturnsLogTail(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=100","device":"cpu"}`, &sp)
-	var got commands.GetResult
+	var got wire.GetResult
 	a.must(t, "get", `{"worker_id":"chatty"}`, &got)
 	if got.PID != sp.PID || got.Port != sp.Port || got.LogPath != sp.LogPath {
 		t.Errorf("get: got %+v, spawn said %+v", got.WorkerInfo, sp)
@@ -102,16 +101,16 @@ func TestConsumer_GetReturnsLogTail(t *testing.T) {
 		t.Errorf("log tail: got %q, want %q", got.LogTail, want)
 	}
 	a.must(t, "delete", `{"worker_id":"chatty"}`, nil)
-	wantError(t, a.req(t, "get", `{"worker_id":"chatty"}`), commands.CodeNotFound, "")
+	wantError(t, a.req(t, "get", `{"worker_id":"chatty"}`), wire.CodeNotFound, "")
 }
 
 func TestConsumer_RespawnKeepsPreviousLog(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
-	var first, second commands.SpawnResult
+	var first, second wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"again","model_id":"first-model","device":"cpu"}`, &first)
 	a.must(t, "delete", `{"worker_id":"again"}`, nil)
 	a.must(t, "spawn", `{"worker_id":"again","model_id":"second-model","device":"cpu"}`, &second)
-	var got commands.GetResult
+	var got wire.GetResult
 	a.must(t, "get", `{"worker_id":"again","log_lines":1000}`, &got)
 	log := strings.Join(got.LogTail, "\n")
 	if !strings.Contains(log, "second-model") || strings.Contains(log, "first-model") {
@@ -128,12 +127,12 @@ func TestConsumer_HivesSeeOnlyTheirOwnWorkers(t *testing.T) {
 	s := testenv.NATS(t)
 	a := startAgent(t, s)
 	b := startAgent(t, s, func(o *agentOpts) { o.portMin, o.portMax = 9600, 9699 })
-	var wa, wb commands.SpawnResult
+	var wa, wb wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"shared-name","model_id":"m","device":"cpu"}`, &wa)
 	b.must(t, "spawn", `{"worker_id":"shared-name","model_id":"m","device":"cpu"}`, &wb)
 	b.must(t, "spawn", `{"worker_id":"only-b","model_id":"m","device":"cpu"}`, nil)
 
-	var la, lb commands.ListResult
+	var la, lb wire.ListResult
 	a.must(t, "list", "", &la)
 	b.must(t, "list", "", &lb)
 	if len(la.Workers) != 1 || la.Workers[0].PID != wa.PID {
@@ -142,9 +141,9 @@ func TestConsumer_HivesSeeOnlyTheirOwnWorkers(t *testing.T) {
 	if len(lb.Workers) != 2 {
 		t.Errorf("hive b lists %d workers, want 2", len(lb.Workers))
 	}
-	wantError(t, a.req(t, "get", `{"worker_id":"only-b"}`), commands.CodeNotFound, "")
-	wantError(t, a.req(t, "delete", `{"worker_id":"only-b"}`), commands.CodeNotFound, "")
-	var del commands.DeleteResult
+	wantError(t, a.req(t, "get", `{"worker_id":"only-b"}`), wire.CodeNotFound, "")
+	wantError(t, a.req(t, "delete", `{"worker_id":"only-b"}`), wire.CodeNotFound, "")
+	var del wire.DeleteResult
 	a.must(t, "delete", `{"worker_id":"shared-name"}`, &del)
 	if del.PID != wa.PID || !testenv.Alive(wb.PID) {
 		t.Errorf("hive a's delete stopped pid %d; hive b's worker %d alive: %v", del.PID, wb.PID, testenv.Alive(wb.PID))
@@ -166,13 +165,13 @@ func TestConsumer_LookalikeWithoutMarkerIsLeftAlone(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	var res commands.ListResult
+	var res wire.ListResult
 	a.must(t, "list", "", &res)
 	if len(res.Workers) != 0 {
 		t.Errorf("list shows %+v, want nothing", res.Workers)
 	}
-	wantError(t, a.req(t, "get", `{"worker_id":"decoy"}`), commands.CodeNotFound, "")
-	wantError(t, a.req(t, "delete", `{"worker_id":"decoy","grace_ms":0}`), commands.CodeNotFound, "")
+	wantError(t, a.req(t, "get", `{"worker_id":"decoy"}`), wire.CodeNotFound, "")
+	wantError(t, a.req(t, "delete", `{"worker_id":"decoy","grace_ms":0}`), wire.CodeNotFound, "")
 	time.Sleep(50 * time.Millisecond)
 	if !testenv.Alive(cmd.Process.Pid) {
 		t.Errorf("the lookalike process %d was signalled", cmd.Process.Pid)
@@ -202,15 +201,15 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 	}
 	var st struct {
 		Endpoints []struct {
-			Name        string             `json:"name"`
-			NumRequests int                `json:"num_requests"`
-			Data        consumer.StatsData `json:"data"`
+			Name        string         `json:"name"`
+			NumRequests int            `json:"num_requests"`
+			Data        wire.StatsData `json:"data"`
 		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(msg.Data, &st); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]consumer.StatsData{}
+	got := map[string]wire.StatsData{}
 	for _, e := range st.Endpoints {
 		got[e.Name] = e.Data
 	}

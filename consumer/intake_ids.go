@@ -13,6 +13,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // intakeIDs are an intake command's ids, the same at every delivery.
@@ -73,7 +74,7 @@ func idsOf(kind string, data []byte, h nats.Header, seq uint64) intakeIDs {
 		fill("job_id", jobID)
 	}
 	workerID, present := str("worker_id")
-	if !present && kind == commands.KindSpawn && cmdID != "" {
+	if !present && kind == wire.KindSpawn && cmdID != "" {
 		sum := sha256.Sum256([]byte(cmdID))
 		workerID = "worker-" + hex.EncodeToString(sum[:4])
 		fill("worker_id", workerID)

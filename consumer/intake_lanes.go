@@ -5,6 +5,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // lane holds one worker's intake commands. They start in stream order,
@@ -21,16 +22,16 @@ type lane struct {
 // isRead reports whether kind only reads (or is answered at once): it has
 // its own admission and never waits for a spawn or delete's slot.
 func isRead(kind string) bool {
-	return kind != commands.KindSpawn && kind != commands.KindDelete
+	return kind != wire.KindSpawn && kind != wire.KindDelete
 }
 
 // mayStart reports whether head may start while l's running commands run.
 func mayStart(l *lane, head *item) bool {
 	for _, r := range l.running {
-		passable := r.kind == commands.KindSpawn && r.waiting
+		passable := r.kind == wire.KindSpawn && r.waiting
 		switch {
 		case isRead(head.kind) && (passable || isRead(r.kind)):
-		case head.kind == commands.KindDelete && passable:
+		case head.kind == wire.KindDelete && passable:
 		default:
 			return false
 		}
@@ -56,9 +57,9 @@ func (i *intake) pump(key string) {
 		if !mayStart(l, head) {
 			return
 		}
-		if head.kind == commands.KindDelete {
+		if head.kind == wire.KindDelete {
 			for _, r := range l.running {
-				if r.kind == commands.KindSpawn {
+				if r.kind == wire.KindSpawn {
 					// It takes no slot of its own: it ends the wait that
 					// holds one, which may be the last one free.
 					r.deletedBy, head.borrows = head.ids.jobID, true
@@ -104,7 +105,7 @@ func (i *intake) workerStarted(w spawner.Worker) {
 		return
 	}
 	for _, r := range l.running {
-		if r.kind == commands.KindSpawn && r.ids.commandID == w.CommandID {
+		if r.kind == wire.KindSpawn && r.ids.commandID == w.CommandID {
 			r.waiting = true
 		}
 	}
@@ -181,30 +182,21 @@ func (i *intake) after(it *item) func(commands.Command, commands.Narrator, any, 
 			return result, err
 		}
 		e := *commands.ToError(err)
-		if e.Code == commands.CodeWorkerExited {
+		if e.Code == wire.CodeWorkerExited {
 			e.Message = fmt.Sprintf("worker %s was deleted by job %s while this spawn waited for it: %s", it.key, by, e.Message)
 		}
 		return result, &e
 	}
 }
 
-// AlreadyStoppedResult is the result of a delete delivered again after
-// the agent stopped mid-way, when the worker is gone: most likely the
-// earlier delivery stopped it.
-type AlreadyStoppedResult struct {
-	WorkerID       string `json:"worker_id"`
-	AlreadyStopped bool   `json:"already_stopped"`
-	Note           string `json:"note"`
-}
-
 // afterRedelivery turns a redelivered delete's not_found into ok: the
 // command already did its work, the agent only never got to store it.
 func afterRedelivery(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
 	d, ok := cmd.(*commands.Delete)
-	if !ok || err == nil || commands.ToError(err).Code != commands.CodeNotFound {
+	if !ok || err == nil || commands.ToError(err).Code != wire.CodeNotFound {
 		return result, err
 	}
 	note := fmt.Sprintf("Worker %s is not running. This delete was delivered again after the agent stopped before storing its result, so the earlier delivery most likely stopped it; nothing was signalled now.", d.WorkerID)
-	n.Narrate("worker_already_stopped", commands.LevelInfo, note, commands.Fields{WorkerID: d.WorkerID})
-	return AlreadyStoppedResult{WorkerID: d.WorkerID, AlreadyStopped: true, Note: note}, nil
+	n.Narrate("worker_already_stopped", wire.LevelInfo, note, commands.Fields{WorkerID: d.WorkerID})
+	return wire.AlreadyStoppedResult{WorkerID: d.WorkerID, AlreadyStopped: true, Note: note}, nil
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // hangingSpawn is a spawn whose worker never gets ready and whose wait
@@ -27,7 +27,7 @@ func waitWorkers(t *testing.T, a *agent, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var list commands.ListResult
+		var list wire.ListResult
 		a.must(t, "list", "", &list)
 		if len(list.Workers) == n {
 			return
@@ -66,7 +66,7 @@ func TestIntake_DeleteEndsWaitingSpawn(t *testing.T) {
 		t.Errorf("delete: got %s, want ok", r.raw)
 	}
 	r := got["hs-1"]
-	if r.OK || r.Error.Code != commands.CodeWorkerExited || !strings.Contains(r.Error.Message, "deleted by job hs-del") {
+	if r.OK || r.Error.Code != wire.CodeWorkerExited || !strings.Contains(r.Error.Message, "deleted by job hs-del") {
 		t.Errorf("spawn: got %s, want worker_exited naming job hs-del", r.raw)
 	}
 	waitDrained(t, js, a.hive)
@@ -86,7 +86,7 @@ func TestIntake_ReadsPassHangingSpawns(t *testing.T) {
 	publish(t, js, a.hive, "list", `{"job_id":"pass-list"}`)
 	publish(t, js, a.hive, "get", `{"job_id":"pass-get","worker_id":"w-hang-0"}`)
 	got := waitStored(t, js, "pass-list", "pass-get")
-	var list commands.ListResult
+	var list wire.ListResult
 	json.Unmarshal(got["pass-list"].Result, &list)
 	if !got["pass-list"].OK || len(list.Workers) != 2 {
 		t.Errorf("list: got %s, want ok with the 2 waiting workers", got["pass-list"].raw)
@@ -124,9 +124,9 @@ func TestConsumer_ResentSpawnWaitsLikeTheFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitWorkers(t, a, 1)
-	var again commands.SpawnResult
+	var again wire.SpawnResult
 	a.must(t, "spawn", body, &again)
-	if !again.Existing || again.Wait != commands.WaitReady {
+	if !again.Existing || again.Wait != wire.WaitReady {
 		t.Fatalf("resent spawn: got %+v, want existing with wait ready", again)
 	}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", again.Port))

@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // resultWatch collects the job ids of the results published on job.*.result.
@@ -63,7 +63,7 @@ func (w *resultWatch) waitAll(t *testing.T, jobs ...string) {
 }
 
 // statsData is the agent's custom stats data of endpoint worker.list.
-func statsData(t *testing.T, a *agent) consumer.StatsData {
+func statsData(t *testing.T, a *agent) wire.StatsData {
 	t.Helper()
 	msg, err := a.client.Request("$SRV.STATS.hive-agent", nil, 5*time.Second)
 	if err != nil {
@@ -71,8 +71,8 @@ func statsData(t *testing.T, a *agent) consumer.StatsData {
 	}
 	var st struct {
 		Endpoints []struct {
-			Name string             `json:"name"`
-			Data consumer.StatsData `json:"data"`
+			Name string         `json:"name"`
+			Data wire.StatsData `json:"data"`
 		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(msg.Data, &st); err != nil {
@@ -84,7 +84,7 @@ func statsData(t *testing.T, a *agent) consumer.StatsData {
 		}
 	}
 	t.Fatalf("no list endpoint in %s", msg.Data)
-	return consumer.StatsData{}
+	return wire.StatsData{}
 }
 
 // A HIVE_JOBS that refuses writes (full, discard new) does not wedge the
@@ -135,7 +135,7 @@ func TestIntake_UndecodableBodyUnderItsMsgID(t *testing.T) {
 	seqJob := fmt.Sprintf("intake-%d", noID.Sequence)
 	got := waitStored(t, js, "undec-1", "undec-2", seqJob)
 	for job, r := range got {
-		if r.OK || r.Error.Code != commands.CodeBadRequest || r.JobID != job || r.CommandID != job {
+		if r.OK || r.Error.Code != wire.CodeBadRequest || r.JobID != job || r.CommandID != job {
 			t.Errorf("job %s: got %s, want bad_request with job_id and command_id %s", job, r.raw, job)
 		}
 	}

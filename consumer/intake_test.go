@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/client"
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // Commands published while no agent runs are all run, each once, when it
@@ -58,10 +58,10 @@ func TestIntake_QueuedBeforeAgentRunOnce(t *testing.T) {
 			t.Errorf("%s: %s", j, got[j].raw)
 		}
 	}
-	if r := got["q-bad"]; r.OK || r.Error.Code != commands.CodeBadRequest || r.Error.Field != "model_id" {
+	if r := got["q-bad"]; r.OK || r.Error.Code != wire.CodeBadRequest || r.Error.Field != "model_id" {
 		t.Errorf("bad body: got %s, want bad_request on model_id", r.raw)
 	}
-	if r := got["q-unknown"]; r.OK || r.Error.Code != commands.CodeUnknownCommand {
+	if r := got["q-unknown"]; r.OK || r.Error.Code != wire.CodeUnknownCommand {
 		t.Errorf("unknown command: got %s, want unknown_command", r.raw)
 	}
 	// Nine commands, nine results on the wire (the non-JSON one under job id intake-<seq>).
@@ -70,7 +70,7 @@ func TestIntake_QueuedBeforeAgentRunOnce(t *testing.T) {
 	if len(results) != 9 {
 		t.Errorf("got %d results published, want 9", len(results))
 	}
-	var list commands.ListResult
+	var list wire.ListResult
 	a.must(t, "list", "", &list)
 	if len(list.Workers) != 4 {
 		t.Errorf("got %d workers, want 4", len(list.Workers))
@@ -134,9 +134,9 @@ func TestIntake_DuplicateMsgIDDropped(t *testing.T) {
 	if !got.OK || got.CommandID != "cmd-dup-1" {
 		t.Fatalf("got %s", got.raw)
 	}
-	var res commands.SpawnResult
+	var res wire.SpawnResult
 	json.Unmarshal(got.Result, &res)
-	var list commands.ListResult
+	var list wire.ListResult
 	a.must(t, "list", "", &list)
 	if len(list.Workers) != 1 || list.Workers[0].WorkerID != res.WorkerID {
 		t.Fatalf("got workers %+v, want only %s", list.Workers, res.WorkerID)
@@ -201,17 +201,17 @@ func TestIntake_RedeliveredCommandsDoWorkOnce(t *testing.T) {
 	got := waitStored(t, js, "r1", "r2", "r3")
 	waitDrained(t, js, hive)
 
-	var spawn commands.SpawnResult
+	var spawn wire.SpawnResult
 	json.Unmarshal(got["r1"].Result, &spawn)
 	if !got["r1"].OK || !spawn.Existing {
 		t.Errorf("redelivered spawn: got %s, want ok with existing true", got["r1"].raw)
 	}
-	var del commands.DeleteResult
+	var del wire.DeleteResult
 	json.Unmarshal(got["r2"].Result, &del)
 	if !got["r2"].OK || del.Signal == "" {
 		t.Errorf("delete after the redelivered spawn: got %s, want the worker stopped", got["r2"].raw)
 	}
-	var gone consumer.AlreadyStoppedResult
+	var gone wire.AlreadyStoppedResult
 	json.Unmarshal(got["r3"].Result, &gone)
 	if !got["r3"].OK || !gone.AlreadyStopped || gone.Note == "" {
 		t.Errorf("redelivered delete of a worker that is gone: got %s, want ok with already_stopped", got["r3"].raw)
@@ -251,7 +251,7 @@ func TestIntake_StoredOutcomeThroughClient(t *testing.T) {
 		t.Fatalf("watch: %v", err)
 	}
 	evs, res, err := cl.StoredJob(ctx, "oc1")
-	if err != nil || res == nil || !res.OK || res.Kind != commands.KindSpawn {
+	if err != nil || res == nil || !res.OK || res.Kind != wire.KindSpawn {
 		t.Fatalf("stored job: %v %+v", err, res)
 	}
 	if len(evs) < 3 || !strings.HasSuffix(evs[0].Action, "_start") || !evs[len(evs)-1].End() {
@@ -268,7 +268,7 @@ func TestIntake_StoredOutcomeThroughClient(t *testing.T) {
 	// A failed result is a result too.
 	publish(t, js, a.hive, "delete", `{"job_id":"oc2","worker_id":"nobody"}`)
 	r, err := cl.WatchJob(ctx, "oc2", nil)
-	if !client.IsCode(err, client.CodeNotFound) || r.JobID != "oc2" {
+	if !client.IsCode(err, wire.CodeNotFound) || r.JobID != "oc2" {
 		t.Fatalf("watch failed job: got %v %+v, want not_found", err, r)
 	}
 	a.must(t, "delete", `{"worker_id":"w-oc","grace_ms":1000}`, nil)
@@ -281,7 +281,7 @@ func TestIntake_NoJetStreamLeavesRequestReply(t *testing.T) {
 	a := startAgent(t, s, withJetStream(false))
 	a.stillServes(t)
 	r := a.req(t, "delete", `{"worker_id":"nope"}`)
-	wantError(t, r, commands.CodeNotFound, "")
+	wantError(t, r, wire.CodeNotFound, "")
 
 	var err error
 	startAgent(t, s, withJetStream(true), func(o *agentOpts) { o.startErr = &err })

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // storeAckTimeout bounds the wait for one stored-acknowledgement; a
@@ -121,9 +122,7 @@ func (s *jobStore) storedResult(ctx context.Context, jobID, commandID string) ([
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", subj, JobsStream, err)
 	}
-	var r struct {
-		CommandID string `json:"command_id"`
-	}
+	var r wire.Reply[json.RawMessage]
 	if json.Unmarshal(m.Data, &r) != nil || r.CommandID != commandID {
 		return nil, nil
 	}
@@ -140,9 +139,7 @@ func (s *jobStore) lastSeq(ctx context.Context, jobID string) uint64 {
 	if err != nil {
 		return 0
 	}
-	var e struct {
-		Seq uint64 `json:"seq"`
-	}
+	var e wire.Event
 	json.Unmarshal(m.Data, &e)
 	return e.Seq
 }

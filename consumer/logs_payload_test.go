@@ -12,6 +12,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // An offset read of the documented maximum, 1 MiB, of a text log larger
@@ -20,7 +21,7 @@ import (
 func TestConsumer_WorkerLogsMaxBytesFitsPayload(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	const n = 150000 // "line 1".."line 150000": about 1.8 MB
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"big","model_id":"m@lines=`+strconv.Itoa(n)+`","device":"cpu","wait":"ready"}`, &sp)
 	var content []byte
 	deadline := time.Now().Add(60 * time.Second)
@@ -47,7 +48,7 @@ func TestConsumer_WorkerLogsMaxBytesFitsPayload(t *testing.T) {
 		if int64(len(r.raw)) > a.nc.MaxPayload() {
 			t.Fatalf("reply of %d bytes is over the max payload %d", len(r.raw), a.nc.MaxPayload())
 		}
-		var res commands.LogsResult
+		var res wire.LogsResult
 		if err := json.Unmarshal(r.Result, &res); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // A follower reads the last lines, then polls with the returned offset and
@@ -19,10 +20,10 @@ import (
 // restarts at 0 with truncated set; an exited worker's log stays readable.
 func TestConsumer_WorkerLogsFollow(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"lw","model_id":"m@lines=100","device":"cpu","wait":"ready"}`, &sp)
 
-	var last commands.LogsResult
+	var last wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw","lines":3}`, &last)
 	fi, err := os.Stat(sp.LogPath)
 	if err != nil {
@@ -32,7 +33,7 @@ func TestConsumer_WorkerLogsFollow(t *testing.T) {
 		last.Offset != fi.Size() || last.Size != fi.Size() || last.LogPath != sp.LogPath || last.Truncated {
 		t.Fatalf("lines read: got %+v, want the last 3 lines and offset = size = %d", last, fi.Size())
 	}
-	var def commands.LogsResult
+	var def wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw"}`, &def)
 	if len(def.Lines) != commands.DefaultLogReadLines {
 		t.Errorf("default read: got %d lines, want %d", len(def.Lines), commands.DefaultLogReadLines)
@@ -45,7 +46,7 @@ func TestConsumer_WorkerLogsFollow(t *testing.T) {
 	}
 	defer f.Close()
 	f.WriteString("appended 1\npartial")
-	var next commands.LogsResult
+	var next wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw","offset":`+strconv.FormatInt(last.Offset, 10)+`}`, &next)
 	if !slices.Equal(next.Lines, []string{"appended 1"}) || next.Offset != last.Offset+int64(len("appended 1\n")) {
 		t.Fatalf("offset read: got %+v, want the whole appended line only", next)
@@ -55,7 +56,7 @@ func TestConsumer_WorkerLogsFollow(t *testing.T) {
 	if !slices.Equal(next.Lines, []string{"partial line"}) {
 		t.Fatalf("offset read after the line was finished: got %+v", next)
 	}
-	var small commands.LogsResult
+	var small wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw","offset":0,"max_bytes":30}`, &small)
 	if len(small.Lines) == 0 || small.Offset > 30 {
 		t.Errorf("max_bytes 30: got %+v, want whole lines within the first 30 bytes", small)
@@ -66,19 +67,19 @@ func TestConsumer_WorkerLogsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WriteString("after rotation\n")
-	var rot commands.LogsResult
+	var rot wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw","offset":`+strconv.FormatInt(next.Offset, 10)+`}`, &rot)
 	if !rot.Truncated || !slices.Equal(rot.Lines, []string{"after rotation"}) || rot.Offset != int64(len("after rotation\n")) {
 		t.Errorf("read after rotation: got %+v, want truncated and the new line", rot)
 	}
 
 	a.must(t, "delete", `{"worker_id":"lw","grace_ms":0}`, nil)
-	var gone commands.LogsResult
+	var gone wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"lw","lines":1000}`, &gone)
 	if len(gone.Lines) == 0 || !strings.Contains(strings.Join(gone.Lines, "\n"), "after rotation") {
 		t.Errorf("log of the exited worker: got %+v", gone)
 	}
-	wantError(t, a.req(t, "logs", `{"worker_id":"never-ran"}`), commands.CodeNotFound, "")
+	wantError(t, a.req(t, "logs", `{"worker_id":"never-ran"}`), wire.CodeNotFound, "")
 	a.stillServes(t)
 }
 
@@ -103,7 +104,7 @@ func TestConsumer_WorkerLogsBadInputs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := a.req(t, "logs", tc.body)
-			wantError(t, r, commands.CodeBadRequest, tc.field)
+			wantError(t, r, wire.CodeBadRequest, tc.field)
 			if tc.msg != "" && r.Error.Message != tc.msg {
 				t.Errorf("message: got %q, want %q", r.Error.Message, tc.msg)
 			}
@@ -115,7 +116,7 @@ func TestConsumer_WorkerLogsBadInputs(t *testing.T) {
 	}
 	// The unknown-field hint reaches the wire on every command.
 	r := a.req(t, "spawn", `{"model_id":"m","devcie":"cpu"}`)
-	wantError(t, r, commands.CodeBadRequest, "devcie")
+	wantError(t, r, wire.CodeBadRequest, "devcie")
 	if r.Error.Message != "devcie: unknown field; did you mean device?" {
 		t.Errorf("message: got %q", r.Error.Message)
 	}
@@ -139,12 +140,12 @@ func TestConsumer_ForgedLogPathIsNotRead(t *testing.T) {
 	if !testenv.WaitMarked(a.hive, 2, 10*time.Second) {
 		t.Fatal("the forged process does not show its marker")
 	}
-	var got commands.GetResult
+	var got wire.GetResult
 	a.must(t, "get", `{"worker_id":"forged","log_lines":1000}`, &got)
 	if got.LogPath != "/etc/hostname" || got.LogTail == nil || len(got.LogTail) != 0 {
 		t.Errorf("get: log_path %q, log_tail %q; want the marker's path and no lines", got.LogPath, got.LogTail)
 	}
-	var logs commands.LogsResult
+	var logs wire.LogsResult
 	a.must(t, "logs", `{"worker_id":"forged","offset":0}`, &logs)
 	if len(logs.Lines) != 0 || logs.Size != 0 {
 		t.Errorf("logs: got %+v, want no lines", logs)

@@ -10,27 +10,8 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
-
-// TimeFormat is RFC 3339 with nanoseconds, fixed width so events sort as text.
-const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
-
-// Event is one narration event on job.<job_id>.narration.
-type Event struct {
-	Seq       uint64          `json:"seq"`
-	TS        string          `json:"ts"`
-	HiveID    string          `json:"hive_id"`
-	JobID     string          `json:"job_id"`
-	CommandID string          `json:"command_id"`
-	Actor     string          `json:"actor"`
-	Action    string          `json:"action"`
-	Level     string          `json:"level"`
-	Human     string          `json:"human"`
-	WorkerID  string          `json:"worker_id,omitempty"`
-	PID       int             `json:"pid,omitempty"`
-	OK        *bool           `json:"ok,omitempty"`
-	Error     *commands.Error `json:"error,omitempty"`
-}
 
 // job numbers the narration events of one job id. Commands that share a
 // job id (and a spawned worker's later exit) share one sequence.
@@ -99,10 +80,10 @@ func (c *Consumer) narrator(j *job, commandID string) *narrator {
 
 // Narrate publishes one progress event.
 func (n *narrator) Narrate(action, level, human string, f commands.Fields) {
-	n.publish(Event{Action: action, Level: level, Human: human, WorkerID: f.WorkerID, PID: f.PID})
+	n.publish(wire.Event{Action: action, Level: level, Human: human, WorkerID: f.WorkerID, PID: f.PID})
 }
 
-func (n *narrator) publish(e Event) {
+func (n *narrator) publish(e wire.Event) {
 	subj, err := subjects.JobNarration(n.job.id)
 	if err != nil {
 		n.log.Error("narration subject", "job_id", n.job.id, "err", err)
@@ -112,8 +93,8 @@ func (n *narrator) publish(e Event) {
 	defer n.job.mu.Unlock()
 	n.job.seq++
 	e.Seq = n.job.seq
-	e.TS = time.Now().UTC().Format(TimeFormat)
-	e.HiveID, e.JobID, e.CommandID, e.Actor = n.hiveID, n.job.id, n.commandID, "hive-agent"
+	e.TS = wire.EventTime{Time: time.Now()}
+	e.HiveID, e.JobID, e.CommandID, e.Actor = n.hiveID, n.job.id, n.commandID, wire.Actor
 	body, err := json.Marshal(e)
 	if err == nil {
 		err = n.nc.Publish(subj, body)

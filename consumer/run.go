@@ -12,31 +12,21 @@ import (
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
-
-// Reply is the body of every reply and of job.<job_id>.result.
-type Reply struct {
-	OK        bool            `json:"ok"`
-	Kind      string          `json:"kind"`
-	HiveID    string          `json:"hive_id"`
-	JobID     string          `json:"job_id"`
-	CommandID string          `json:"command_id"`
-	Result    any             `json:"result,omitempty"`
-	Error     *commands.Error `json:"error,omitempty"`
-}
 
 // outcome is one executed command, ready to be published.
 type outcome struct {
 	kind  string
-	env   commands.Envelope
-	reply Reply
+	env   wire.Envelope
+	reply wire.Reply[any]
 	body  []byte
 	start time.Time
 }
 
 // run executes one command (or reports refuse, when set) and publishes its
 // narration, result and reply.
-func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
+func (c *Consumer) run(kind string, in inbound, refuse *wire.Error) {
 	o := c.execute(kind, in, refuse)
 	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
 		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
@@ -60,7 +50,7 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 // execute decodes and runs one command (or reports refuse, when set),
 // narrating its start and end; publishing the result is the caller's,
 // which differs between request/reply and the intake.
-func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outcome {
+func (c *Consumer) execute(kind string, in inbound, refuse *wire.Error) outcome {
 	start := time.Now()
 	cmd, env, decodeErr := commands.Decode(kind, in.data)
 	if decodeErr != nil && in.jobID != "" {
@@ -73,7 +63,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	}
 	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
-	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
+	n.Narrate("worker_"+verb+"_start", wire.LevelInfo,
 		fmt.Sprintf("Hive %s received %s command %s%s.", c.cfg.HiveID, kind, env.CommandID, in.via), commands.Fields{})
 
 	var result any
@@ -90,7 +80,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 			result, err = in.after(cmd, n, result, err)
 		}
 	}
-	reply := Reply{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
+	reply := wire.Reply[any]{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
 	if err != nil {
 		reply.Error = commands.ToError(err)
 	} else {
@@ -100,23 +90,23 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	if merr != nil {
 		c.log.Error("encode reply", "kind", kind, "err", merr)
 		reply.OK, reply.Result = false, nil
-		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: "encode reply: " + merr.Error()}
+		reply.Error = &wire.Error{Code: wire.CodeInternal, Message: "encode reply: " + merr.Error()}
 		body, _ = json.Marshal(reply)
 	}
 
 	if max := c.nc.MaxPayload() - replyHeaderRoom; max > 0 && int64(len(body)) > max {
 		c.log.Error("reply too large for NATS", "kind", kind, "bytes", len(body), "max_payload", c.nc.MaxPayload())
 		reply.OK, reply.Result = false, nil
-		reply.Error = &commands.Error{Code: commands.CodeInternal, Message: fmt.Sprintf(
+		reply.Error = &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf(
 			"the %s result is %d bytes, more than this NATS server's max_payload of %d allows; %s", kind, len(body), c.nc.MaxPayload(), askForLess(kind))}
 		body, _ = json.Marshal(reply)
 	}
 
 	ok := reply.OK
-	end := Event{Action: endAction(verb, ok), Level: commands.LevelInfo, OK: &ok, Error: reply.Error}
+	end := wire.Event{Action: endAction(verb, ok), Level: wire.LevelInfo, OK: &ok, Error: reply.Error}
 	end.Human, end.WorkerID, end.PID = summary(kind, reply)
 	if !ok {
-		end.Level = commands.LevelError
+		end.Level = wire.LevelError
 	}
 	n.publish(end)
 	return outcome{kind: kind, env: env, reply: reply, body: body, start: start}
@@ -124,8 +114,8 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 
 // resultRoom is how many bytes a command's result may take JSON-encoded
 // for its reply to fit the connection's max payload (headers' room kept).
-func (c *Consumer) resultRoom(kind string, env commands.Envelope) int64 {
-	base, _ := json.Marshal(Reply{OK: true, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID})
+func (c *Consumer) resultRoom(kind string, env wire.Envelope) int64 {
+	base, _ := json.Marshal(wire.Reply[any]{OK: true, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID})
 	return c.nc.MaxPayload() - replyHeaderRoom - int64(len(base)+len(`,"result":`))
 }
 
@@ -142,7 +132,7 @@ func (c *Consumer) record(o outcome) {
 	if reply.Error != nil {
 		attrs = append(attrs, "code", reply.Error.Code, "error", reply.Error.Message)
 	}
-	if reply.Error != nil && reply.Error.Code == commands.CodeInternal {
+	if reply.Error != nil && reply.Error.Code == wire.CodeInternal {
 		c.log.Error("command failed", attrs...)
 	} else {
 		c.log.Info("command", attrs...)
@@ -164,15 +154,15 @@ func headerText(s string) string {
 
 func actionVerb(kind string) string {
 	switch kind {
-	case commands.KindSpawn:
+	case wire.KindSpawn:
 		return "spawn"
-	case commands.KindDelete:
+	case wire.KindDelete:
 		return "delete"
-	case commands.KindList:
+	case wire.KindList:
 		return "list"
-	case commands.KindGet:
+	case wire.KindGet:
 		return "get"
-	case commands.KindLogs:
+	case wire.KindLogs:
 		return "logs"
 	}
 	return "command"
@@ -180,7 +170,7 @@ func actionVerb(kind string) string {
 
 // askForLess says how to ask for a smaller result of kind.
 func askForLess(kind string) string {
-	if kind == commands.KindLogs {
+	if kind == wire.KindLogs {
 		return "ask for fewer lines or a smaller max_bytes"
 	}
 	return "ask for fewer log_lines"
@@ -204,25 +194,25 @@ func endAction(verb string, ok bool) string {
 }
 
 // summary is the readable sentence of a command's end event.
-func summary(kind string, r Reply) (human, workerID string, pid int) {
+func summary(kind string, r wire.Reply[any]) (human, workerID string, pid int) {
 	if r.Error != nil {
 		return fmt.Sprintf("%s failed (%s): %s", kind, r.Error.Code, headerText(r.Error.Message)), "", 0
 	}
 	switch v := r.Result.(type) {
-	case commands.SpawnResult:
+	case wire.SpawnResult:
 		if v.Existing {
 			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
 		}
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
-	case AlreadyStoppedResult:
+	case wire.AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
-	case commands.DeleteResult:
+	case wire.DeleteResult:
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
-	case commands.ListResult:
+	case wire.ListResult:
 		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0
-	case commands.GetResult:
+	case wire.GetResult:
 		return fmt.Sprintf("Worker %s is running as pid %d.", v.WorkerID, v.PID), v.WorkerID, v.PID
-	case commands.LogsResult:
+	case wire.LogsResult:
 		return fmt.Sprintf("Read %d line(s) of worker %s's log; the next read starts at offset %d of %d bytes.", len(v.Lines), v.WorkerID, v.Offset, v.Size), v.WorkerID, 0
 	}
 	return kind + " done.", "", 0

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 func TestConsumer_SpawnThenDelete(t *testing.T) {
@@ -22,7 +21,7 @@ func TestConsumer_SpawnThenDelete(t *testing.T) {
 	started := a.watch(t, "hive."+a.hive+".events.worker.started")
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
 
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	r := a.must(t, "spawn", `{"job_id":"j-spawn","command_id":"c1","worker_id":"w1","model_id":"meta-llama/Llama-3-8b","device":"cpu"}`, &sp)
 	if r.Kind != "worker.spawn" || r.HiveID != a.hive || r.JobID != "j-spawn" || r.CommandID != "c1" {
 		t.Errorf("envelope: got %s", r.raw)
@@ -63,14 +62,14 @@ func TestConsumer_SpawnThenDelete(t *testing.T) {
 	if end := evs[len(evs)-1]; end.WorkerID != "w1" || end.PID != sp.PID {
 		t.Errorf("end event: got worker %q pid %d", end.WorkerID, end.PID)
 	}
-	var st consumer.StartedEvent
+	var st wire.StartedEvent
 	json.Unmarshal(started.waitFor(t, "started event", started.count(1))[0], &st)
 	if st.WorkerID != "w1" || st.PID != sp.PID || st.Port != sp.Port || st.JobID != "j-spawn" || st.ModelID != "meta-llama/Llama-3-8b" || st.WorkerType != "cpu-llm" {
 		t.Errorf("started event: got %+v", st)
 	}
 
 	delNarr := a.watch(t, "job.j-del.narration")
-	var del commands.DeleteResult
+	var del wire.DeleteResult
 	a.must(t, "delete", `{"job_id":"j-del","worker_id":"w1"}`, &del)
 	if del.WorkerID != "w1" || del.PID != sp.PID || del.Signal != "SIGTERM" {
 		t.Errorf("delete result: got %+v", del)
@@ -83,7 +82,7 @@ func TestConsumer_SpawnThenDelete(t *testing.T) {
 	if got, want := actions(devs), []string{"worker_delete_start", "worker_signal_sent", "worker_deleted"}; !slices.Equal(got, want) {
 		t.Errorf("delete actions: got %v, want %v", got, want)
 	}
-	var ex consumer.ExitedEvent
+	var ex wire.ExitedEvent
 	json.Unmarshal(exited.waitFor(t, "exited event", exited.count(1))[0], &ex)
 	if ex.WorkerID != "w1" || ex.PID != sp.PID || ex.ExitCode == nil || *ex.ExitCode != 0 || ex.Signal != "" || ex.JobID != "j-spawn" {
 		t.Errorf("exited event: got %+v", ex)
@@ -103,10 +102,10 @@ func TestConsumer_SpawnThenDelete(t *testing.T) {
 func TestConsumer_DeleteKillsWorkerThatIgnoresSIGTERM(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"stubborn","model_id":"m@ignore-term","device":"cpu"}`, &sp)
 	narr := a.watch(t, "job.j-kill.narration")
-	var del commands.DeleteResult
+	var del wire.DeleteResult
 	a.must(t, "delete", `{"job_id":"j-kill","worker_id":"stubborn","grace_ms":300}`, &del)
 	if del.Signal != "SIGKILL" {
 		t.Errorf("signal: got %q, want SIGKILL", del.Signal)
@@ -127,7 +126,7 @@ func TestConsumer_DeleteKillsWorkerThatIgnoresSIGTERM(t *testing.T) {
 	if !slices.Equal(levels, []string{"info", "warn"}) {
 		t.Errorf("signal narration levels: got %v, want [info warn] (SIGTERM then SIGKILL)", levels)
 	}
-	var ex consumer.ExitedEvent
+	var ex wire.ExitedEvent
 	json.Unmarshal(exited.waitFor(t, "exited", exited.count(1))[0], &ex)
 	if ex.Signal != "SIGKILL" || ex.ExitCode != nil {
 		t.Errorf("exited event: got signal %q exit_code %v, want SIGKILL and no exit code", ex.Signal, ex.ExitCode)
@@ -138,13 +137,13 @@ func TestConsumer_DeleteStopsForkedChildren(t *testing.T) {
 	for _, mode := range []string{"fork", "fork-ignore-term"} {
 		t.Run(mode, func(t *testing.T) {
 			a := startAgent(t, testenv.NATS(t))
-			var sp commands.SpawnResult
+			var sp wire.SpawnResult
 			a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@`+mode+`","device":"cpu"}`, &sp)
 			members := testenv.GroupMembers(sp.PID)
 			if len(members) != 2 {
 				t.Fatalf("process group %d: got members %v, want the worker and its child", sp.PID, members)
 			}
-			var del commands.DeleteResult
+			var del wire.DeleteResult
 			a.must(t, "delete", `{"worker_id":"parent","grace_ms":500}`, &del)
 			for _, pid := range members {
 				if testenv.Alive(pid) {
@@ -163,13 +162,13 @@ func TestConsumer_CrashAtStartIsWorkerExited(t *testing.T) {
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
 	narr := a.watch(t, "job.j-crash.narration")
 	r := a.req(t, "spawn", `{"job_id":"j-crash","worker_id":"crashy","model_id":"m@crash","device":"cpu"}`)
-	wantError(t, r, commands.CodeWorkerExited, "")
+	wantError(t, r, wire.CodeWorkerExited, "")
 	for _, want := range []string{"exited with status 3", "crashing at start as asked"} {
 		if !strings.Contains(r.Error.Message, want) {
 			t.Errorf("message %q lacks %q", r.Error.Message, want)
 		}
 	}
-	var ex consumer.ExitedEvent
+	var ex wire.ExitedEvent
 	json.Unmarshal(exited.waitFor(t, "exited", exited.count(1))[0], &ex)
 	if ex.ExitCode == nil || *ex.ExitCode != 3 || ex.WorkerID != "crashy" {
 		t.Errorf("exited event: got %+v", ex)
@@ -184,7 +183,7 @@ func TestConsumer_CrashAtStartIsWorkerExited(t *testing.T) {
 		t.Errorf("actions %v: want worker_process_started before worker_exited", got)
 	}
 	end := evs[len(evs)-1]
-	if end.Action != "worker_spawn_failed" || *end.OK || end.Error == nil || end.Error.Code != commands.CodeWorkerExited {
+	if end.Action != "worker_spawn_failed" || *end.OK || end.Error == nil || end.Error.Code != wire.CodeWorkerExited {
 		t.Errorf("end event: got %+v", end)
 	}
 	a.stillServes(t)
@@ -194,7 +193,7 @@ func TestConsumer_SpawnWaitModes(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	t.Run("exec replies before the alive window", func(t *testing.T) {
 		// A crashing worker still gives ok with wait: exec: the process did start.
-		var sp commands.SpawnResult
+		var sp wire.SpawnResult
 		a.must(t, "spawn", `{"worker_id":"e1","model_id":"m@crash-after=1s","device":"cpu","wait":"exec"}`, &sp)
 		if sp.Wait != "exec" || sp.PID == 0 {
 			t.Errorf("got %+v", sp)
@@ -203,7 +202,7 @@ func TestConsumer_SpawnWaitModes(t *testing.T) {
 	})
 	t.Run("ready waits for health", func(t *testing.T) {
 		narr := a.watch(t, "job.j-ready.narration")
-		var sp commands.SpawnResult
+		var sp wire.SpawnResult
 		a.must(t, "spawn", `{"job_id":"j-ready","worker_id":"r1","model_id":"m@ready-after=400ms","device":"cpu","wait":"ready","wait_timeout_ms":20000}`, &sp)
 		evs := events(t, narr.waitFor(t, "end", hasEnd(t)))
 		if got := actions(evs); !slices.Contains(got, "worker_ready") || !slices.Contains(got, "worker_waiting_ready") {
@@ -213,7 +212,7 @@ func TestConsumer_SpawnWaitModes(t *testing.T) {
 	})
 	t.Run("ready times out", func(t *testing.T) {
 		r := a.req(t, "spawn", `{"worker_id":"r2","model_id":"m@no-health","device":"cpu","wait":"ready","wait_timeout_ms":300}`)
-		wantError(t, r, commands.CodeNotReady, "")
+		wantError(t, r, wire.CodeNotReady, "")
 		if !strings.Contains(r.Error.Message, "still running") {
 			t.Errorf("message %q does not say the worker is left running", r.Error.Message)
 		}
@@ -221,7 +220,7 @@ func TestConsumer_SpawnWaitModes(t *testing.T) {
 	})
 	t.Run("ready sees the worker die", func(t *testing.T) {
 		r := a.req(t, "spawn", `{"worker_id":"r3","model_id":"m@crash-after=200ms,no-health","device":"cpu","wait":"ready","wait_timeout_ms":20000}`)
-		wantError(t, r, commands.CodeWorkerExited, "")
+		wantError(t, r, wire.CodeWorkerExited, "")
 	})
 }
 
@@ -240,7 +239,7 @@ func TestConsumer_FireAndForget(t *testing.T) {
 	bad := a.watch(t, "job.j-ff2.result")
 	a.client.Publish(a.subject("delete"), []byte(`{"job_id":"j-ff2","worker_id":"a.b"}`))
 	json.Unmarshal(bad.waitFor(t, "result", bad.count(1))[0], &r)
-	if r.OK || r.Error.Code != commands.CodeBadRequest || r.Error.Field != "worker_id" {
+	if r.OK || r.Error.Code != wire.CodeBadRequest || r.Error.Field != "worker_id" {
 		t.Errorf("bad fire-and-forget result: got %+v", r)
 	}
 	a.must(t, "delete", `{"worker_id":"ff"}`, nil)
@@ -249,7 +248,7 @@ func TestConsumer_FireAndForget(t *testing.T) {
 func TestConsumer_ResentSpawnStartsNothingNew(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	body := `{"command_id":"retry-1","worker_id":"w","model_id":"m","device":"cpu"}`
-	var first, again commands.SpawnResult
+	var first, again wire.SpawnResult
 	a.must(t, "spawn", body, &first)
 	a.must(t, "spawn", body, &again)
 	if !again.Existing || again.PID != first.PID || again.Port != first.Port {
@@ -261,9 +260,9 @@ func TestConsumer_ResentSpawnStartsNothingNew(t *testing.T) {
 	// Another command for the same id is a conflict, and so is the same
 	// command id asking for something else.
 	r := a.req(t, "spawn", `{"command_id":"other","worker_id":"w","model_id":"m","device":"cpu"}`)
-	wantError(t, r, commands.CodeConflict, "")
+	wantError(t, r, wire.CodeConflict, "")
 	r = a.req(t, "spawn", `{"command_id":"retry-1","worker_id":"w","model_id":"another-model","device":"cpu"}`)
-	wantError(t, r, commands.CodeConflict, "")
+	wantError(t, r, wire.CodeConflict, "")
 	a.must(t, "delete", `{"worker_id":"w"}`, nil)
 }
 
@@ -293,7 +292,7 @@ func TestConsumer_BusyBeyondLimit(t *testing.T) {
 		t.Fatal("the hog worker never started")
 	}
 	r := a.req(t, "list", "")
-	wantError(t, r, commands.CodeBusy, "")
+	wantError(t, r, wire.CodeBusy, "")
 	slow.waitFor(t, "hog result", slow.count(1))
 	a.stillServes(t)
 	a.must(t, "delete", `{"worker_id":"hog"}`, nil)
@@ -302,18 +301,18 @@ func TestConsumer_BusyBeyondLimit(t *testing.T) {
 func TestConsumer_ExitedEventForKillFromOutside(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"worker_id":"victim","model_id":"m","device":"cpu"}`, &sp)
 	if err := syscall.Kill(sp.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var ex consumer.ExitedEvent
+	var ex wire.ExitedEvent
 	json.Unmarshal(exited.waitFor(t, "exited", exited.count(1))[0], &ex)
 	if ex.Signal != "SIGKILL" || ex.PID != sp.PID || ex.WorkerID != "victim" || ex.RanMS <= 0 {
 		t.Errorf("exited event: got %+v", ex)
 	}
 	r := a.req(t, "get", `{"worker_id":"victim"}`)
-	wantError(t, r, commands.CodeNotFound, "")
+	wantError(t, r, wire.CodeNotFound, "")
 
 	// Killed from outside, a worker's children are stopped by the agent.
 	a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@fork","device":"cpu"}`, &sp)
@@ -354,7 +353,7 @@ func TestConsumer_ConcurrentSpawnsOfOneID(t *testing.T) {
 		switch {
 		case r.OK:
 			ok++
-		case r.Error != nil && r.Error.Code == commands.CodeConflict:
+		case r.Error != nil && r.Error.Code == wire.CodeConflict:
 			conflict++
 		default:
 			t.Errorf("unexpected reply %+v", r)

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // stats are the agent's own counters, shown per endpoint by
@@ -25,8 +25,8 @@ type stats struct {
 // the subject of a request is the sender's choice, so it must not grow a map.
 const unknownKind = "unknown"
 
-func (s *stats) record(kind string, e *commands.Error) {
-	if !slices.Contains(commands.Kinds, kind) {
+func (s *stats) record(kind string, e *wire.Error) {
+	if !slices.Contains(wire.Kinds, kind) {
 		kind = unknownKind
 	}
 	s.mu.Lock()
@@ -40,35 +40,16 @@ func (s *stats) record(kind string, e *commands.Error) {
 	}
 }
 
-// StatsData is the custom data of one endpoint in the service's stats.
-type StatsData struct {
-	// Commands and Errors (by code) count this endpoint's commands.
-	Commands uint64            `json:"commands"`
-	Errors   map[string]uint64 `json:"errors"`
-	// InFlight and MaxInFlight are the agent's, across endpoints.
-	InFlight    int `json:"in_flight"`
-	MaxInFlight int `json:"max_in_flight"`
-	// UnknownCommands counts requests to subjects that name no command.
-	UnknownCommands uint64 `json:"unknown_commands"`
-	// Republished counts results and replies published again after a
-	// reconnect, across endpoints.
-	Republished uint64 `json:"republished"`
-	// ResultsNotStored counts intake commands whose result HIVE_JOBS kept
-	// refusing (e.g. full with discard new): published and acknowledged
-	// anyway, so not readable later (docs/intake.md). Across endpoints.
-	ResultsNotStored uint64 `json:"results_not_stored"`
-}
-
-func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) StatsData {
+func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) wire.StatsData {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max, Republished: republished,
+	d := wire.StatsData{Commands: s.byKind[kind], Errors: map[string]uint64{}, InFlight: inFlight, MaxInFlight: max, Republished: republished,
 		ResultsNotStored: s.notStored.Load()}
 	for code, n := range s.byCode[kind] {
 		d.Errors[code] = n
 	}
 	for k, n := range s.byKind {
-		if !slices.Contains(commands.Kinds, k) {
+		if !slices.Contains(wire.Kinds, k) {
 			d.UnknownCommands += n
 		}
 	}

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // A delete publishes worker.stopping before its first signal: on the wire
@@ -19,7 +19,7 @@ import (
 // narration's time precedes the moment the worker saw the signal.
 func TestConsumer_StoppingBeforeSignal(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	a.must(t, "spawn", `{"job_id":"j-up","worker_id":"sw","model_id":"m","device":"cpu","wait":"ready"}`, &sp)
 	// One subscription, so the order seen is the order published.
 	sub, err := a.client.SubscribeSync(">")
@@ -31,8 +31,8 @@ func TestConsumer_StoppingBeforeSignal(t *testing.T) {
 	a.must(t, "delete", `{"job_id":"j-down","worker_id":"sw","grace_ms":4000}`, nil)
 
 	var order []string
-	var stopping consumer.StoppingEvent
-	var sigNarration consumer.Event
+	var stopping wire.StoppingEvent
+	var sigNarration wire.Event
 	exitedSubj := "hive." + a.hive + ".events.worker.exited"
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		m, err := sub.NextMsg(time.Until(deadline))
@@ -44,7 +44,7 @@ func TestConsumer_StoppingBeforeSignal(t *testing.T) {
 			order = append(order, "stopping")
 			json.Unmarshal(m.Data, &stopping)
 		case "job.j-down.narration":
-			var e consumer.Event
+			var e wire.Event
 			json.Unmarshal(m.Data, &e)
 			if e.Action == "worker_signal_sent" {
 				order = append(order, "signal_narrated")
@@ -60,7 +60,7 @@ func TestConsumer_StoppingBeforeSignal(t *testing.T) {
 	if want := []string{"stopping", "signal_narrated", "exited"}; !equal(order, want) {
 		t.Errorf("order on the wire: got %v, want %v", order, want)
 	}
-	want := consumer.StoppingEvent{HiveID: a.hive, WorkerID: "sw", JobID: "j-up", PID: sp.PID, ByJobID: "j-down", GraceMS: 4000}
+	want := wire.StoppingEvent{HiveID: a.hive, WorkerID: "sw", JobID: "j-up", PID: sp.PID, ByJobID: "j-down", GraceMS: 4000}
 	if stopping != want {
 		t.Errorf("stopping event: got %+v, want %+v", stopping, want)
 	}
@@ -74,10 +74,7 @@ func TestConsumer_StoppingBeforeSignal(t *testing.T) {
 		t.Fatalf("worker log has no SIGTERM time:\n%s", log)
 	}
 	ns, _ := strconv.ParseInt(string(match[1]), 10, 64)
-	narrated, err := time.Parse(time.RFC3339Nano, sigNarration.TS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	narrated := sigNarration.TS.Time
 	if seen := time.Unix(0, ns); !narrated.Before(seen) {
 		t.Errorf("the SIGTERM was narrated at %s, not before the worker saw it at %s",
 			narrated.Format(time.RFC3339Nano), seen.Format(time.RFC3339Nano))

@@ -1,9 +1,10 @@
 package spawner
 
 import (
-	"github.com/shirou/gopsutil/v4/process"
 	"os"
 	"testing"
+
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 func TestStartTimeMatchesGopsutil(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 var agentBin, workerDir string
@@ -155,7 +155,7 @@ func request(t *testing.T, nc *nats.Conn, subject, body string, v any) {
 	var r struct {
 		OK     bool            `json:"ok"`
 		Result json.RawMessage `json:"result"`
-		Error  *commands.Error `json:"error"`
+		Error  *wire.Error     `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &r); err != nil || !r.OK {
 		t.Fatalf("%s %s: got %s", subject, body, msg.Data)
@@ -167,7 +167,7 @@ func request(t *testing.T, nc *nats.Conn, subject, body string, v any) {
 
 func listPIDs(t *testing.T, nc *nats.Conn, hive string) map[string]int {
 	t.Helper()
-	var res commands.ListResult
+	var res wire.ListResult
 	request(t, nc, "hive."+hive+".worker.list", "", &res)
 	out := map[string]int{}
 	for _, w := range res.Workers {
@@ -189,7 +189,7 @@ func TestAgent_EmbeddedServerAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"survivor","model_id":"m","device":"cpu"}`, &sp)
 	nc.Close()
 
@@ -231,7 +231,7 @@ func TestAgent_SurvivesSIGKILL(t *testing.T) {
 		if id == "forker" {
 			model = "m@fork"
 		}
-		var sp commands.SpawnResult
+		var sp wire.SpawnResult
 		request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"`+id+`","model_id":"`+model+`","device":"cpu"}`, &sp)
 		want[id] = sp.PID
 	}
@@ -254,13 +254,13 @@ func TestAgent_SurvivesSIGKILL(t *testing.T) {
 			t.Errorf("worker %s: pid %d after restart, want %d", id, got[id], pid)
 		}
 	}
-	var g commands.GetResult
+	var g wire.GetResult
 	request(t, nc, "hive."+hive+".worker.get", `{"worker_id":"a","log_lines":5}`, &g)
 	if len(g.LogTail) == 0 || g.PID != want["a"] {
 		t.Errorf("get after restart: %+v", g)
 	}
 	for id := range want {
-		var del commands.DeleteResult
+		var del wire.DeleteResult
 		request(t, nc, "hive."+hive+".worker.delete", `{"worker_id":"`+id+`","grace_ms":2000}`, &del)
 		if del.PID != want[id] || del.Signal != "SIGTERM" {
 			t.Errorf("delete %s: got %+v", id, del)
@@ -299,8 +299,8 @@ func TestAgent_StopFinishesCommandsInFlight(t *testing.T) {
 		t.Fatalf("no result for the spawn in flight at shutdown: %v", err)
 	}
 	var r struct {
-		OK     bool                 `json:"ok"`
-		Result commands.SpawnResult `json:"result"`
+		OK     bool             `json:"ok"`
+		Result wire.SpawnResult `json:"result"`
 	}
 	if json.Unmarshal(msg.Data, &r); !r.OK || r.Result.Wait != "ready" {
 		t.Errorf("result: got %s, want ok after waiting for ready", msg.Data)

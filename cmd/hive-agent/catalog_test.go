@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/wire"
 )
 
 const brokenCatalog = `worker_types:
@@ -115,7 +114,7 @@ func TestAgent_CatalogFile(t *testing.T) {
 	if err != nil || !strings.Contains(string(msg.Data), `"code":"bad_request"`) || !strings.Contains(string(msg.Data), "cpu-llm, cuda-llm, metal-llm, tw") {
 		t.Errorf("unknown type: %v %s", err, msg.Data)
 	}
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"t1","model_id":"m","device":"cpu","worker_type":"tw"}`, &sp)
 	if sp.WorkerType != "tw" {
 		t.Errorf("spawn: %+v, want worker_type tw", sp)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // follower is a running `logs -f`.
@@ -63,7 +64,7 @@ func TestCLI_LogsFollow(t *testing.T) {
 	}
 
 	nc := testenv.Connect(t, s)
-	if _, err := client.New(nc).Logs(t.Context(), hive, "w1", client.LastLines(1)); client.IsCode(err, client.CodeUnknownCommand) {
+	if _, err := client.New(nc).Logs(t.Context(), hive, "w1", client.LastLines(1)); client.IsCode(err, wire.CodeUnknownCommand) {
 		t.Skipf("the agent has no worker.logs yet (%v); this test runs once it has", err)
 	} else if err != nil {
 		t.Fatalf("worker.logs: %v", err)

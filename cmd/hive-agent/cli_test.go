@@ -15,6 +15,7 @@ import (
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // cliRun is one finished run of a client command.
@@ -168,7 +169,7 @@ func TestCLI_NoAgentExits3(t *testing.T) {
 // action in its level's colour; in a pipe it is client.EventLine.
 func TestCLI_EventLineOnATerminalAndInAPipe(t *testing.T) {
 	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	e := client.Event{TS: start.Add(1500 * time.Millisecond), Action: "worker_spawn_failed", Level: "error", Human: "It failed."}
+	e := client.Event{TS: wire.EventTime{Time: start.Add(1500 * time.Millisecond)}, Action: "worker_spawn_failed", Level: "error", Human: "It failed."}
 	if got, want := eventLine(style{}, start, e), client.EventLine(e); got != want {
 		t.Errorf("pipe: got %q, want %q", got, want)
 	}

@@ -92,7 +92,7 @@ func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	}
 	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "port", strconv.Itoa(res.Port),
 		"device", res.Device, "type", res.WorkerType, "model", res.ModelID, "waited", res.Wait,
-		"started", o.out.when(res.StartedAt), "existing", existing, "log", res.LogPath, "binary", res.BinaryPath, "job", r.JobID)
+		"started", o.out.when(res.StartedAt.Time), "existing", existing, "log", res.LogPath, "binary", res.BinaryPath, "job", r.JobID)
 }
 
 // stopCmd is `hive-agent stop`: delete a worker, narrating as it goes.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/rbee/hive-agent/client"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // logsCmd is `hive-agent logs`: a worker's log tail, or its log followed.
@@ -31,7 +32,7 @@ func (l *logsCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return l.follow(ctx, o, c)
 	}
 	res, err := c.Logs(ctx, l.Hive, l.Worker, client.LastLines(l.Lines))
-	if client.IsCode(err, client.CodeUnknownCommand) {
+	if client.IsCode(err, wire.CodeUnknownCommand) {
 		return l.fromGet(ctx, o, c)
 	}
 	if err != nil {
@@ -64,7 +65,7 @@ func (l *logsCmd) fromGet(ctx context.Context, o *output, c *client.Client) erro
 func (l *logsCmd) follow(ctx context.Context, o *output, c *client.Client) error {
 	err := c.Follow(ctx, l.Hive, l.Worker, l.Lines, func(lines []string) { printLines(o, lines) })
 	switch {
-	case client.IsCode(err, client.CodeUnknownCommand):
+	case client.IsCode(err, wire.CodeUnknownCommand):
 		o.errorf("%v", err)
 		o.warnf("hive %s cannot follow logs (an agent older than protocol v1.1); `hive-agent logs %s --hive %s` without -f shows the tail",
 			l.Hive, l.Worker, l.Hive)

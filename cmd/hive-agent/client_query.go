@@ -98,7 +98,7 @@ func (g *getCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return o.json(d)
 	}
 	err = o.fields("worker", d.WorkerID, "hive", d.HiveID, "pid", strconv.Itoa(d.PID), "port", strconv.Itoa(d.Port),
-		"device", d.Device, "type", d.WorkerType, "model", d.ModelID, "started", o.out.when(d.StartedAt),
+		"device", d.Device, "type", d.WorkerType, "model", d.ModelID, "started", o.out.when(d.StartedAt.Time),
 		"uptime", client.HumanDuration(d.Uptime()), "memory", client.HumanBytes(d.RSSBytes),
 		"job", d.JobID, "log", d.LogPath, "binary", d.BinaryPath)
 	if err != nil || len(d.LogTail) == 0 {

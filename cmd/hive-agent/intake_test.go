@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/client"
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // jsServer is an embedded NATS server with JetStream in a fresh directory.
@@ -67,7 +67,7 @@ func TestAgent_IntakeSpawnSurvivesSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("watch k1: %v", err)
 	}
-	var res commands.SpawnResult
+	var res wire.SpawnResult
 	json.Unmarshal(r.Result, &res)
 	if !res.Existing || res.WorkerID != "w1" || r.CommandID != "k1" {
 		t.Fatalf("got %+v %+v, want the worker the first agent started (existing)", r, res)

@@ -31,6 +31,7 @@ import (
 	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/spawner"
+	"github.com/rbee/hive-agent/wire"
 )
 
 var _ commands.Spawner = (*spawner.Spawner)(nil)
@@ -211,7 +212,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var met *metrics.Metrics
 	if cfg.MetricsListen != "" {
 		met = metrics.New(metrics.Config{
-			Kinds: commands.Kinds, Version: agentVersion(),
+			Kinds: wire.Kinds, Version: agentVersion(),
 			Workers: func() []metrics.Worker {
 				ws, _ := sp.List(context.Background())
 				out := make([]metrics.Worker, len(ws))

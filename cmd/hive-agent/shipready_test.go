@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // The README's recipe: `go build -o hive-agent ./cmd/hive-agent` in a git
@@ -255,7 +255,7 @@ func TestAgent_SecretsStayOutOfLogsAndWorkers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer nc.Close()
-			var sp commands.SpawnResult
+			var sp wire.SpawnResult
 			request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
 			env := testenv.Environ(sp.PID)
 			if env["HIVE_AGENT_WORKER_ID"] != "w" {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
+	"github.com/rbee/hive-agent/wire"
 )
 
 // A second agent for a hive id that a live agent already serves refuses to
@@ -50,7 +50,7 @@ func TestAgent_Metrics(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	a := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", s.ClientURL(), "--metrics-listen", addr)
 	a.waitLog(t, "serving Prometheus metrics")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w1","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
 	listPIDs(t, nc, hive)
 	msg, err := nc.Request("hive."+hive+".worker.delete", []byte(`{"worker_id":"nope"}`), 10*time.Second)
@@ -115,7 +115,7 @@ func TestAgent_AdoptsWorkersOfAnEarlierRun(t *testing.T) {
 	logDir := t.TempDir()
 	a := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
 	a.waitLog(t, "serving worker commands")
-	var sp commands.SpawnResult
+	var sp wire.SpawnResult
 	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"old","model_id":"m","device":"cpu","wait":"exec"}`, &sp)
 	a.stop(t, syscall.SIGKILL)
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rbee/hive-agent/subjects"
+	"github.com/rbee/hive-agent/wire"
 )
 
 const hive = "bench"
@@ -85,22 +87,18 @@ func (a *agent) stop() {
 	}
 }
 
-type reply struct {
-	OK     bool            `json:"ok"`
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Code, Message string
-	} `json:"error"`
-}
-
 // do sends one command and fails unless the agent answers ok.
 func (a *agent) do(cmd, body string) (json.RawMessage, error) {
 	atomic.AddInt64(&a.commands, 1)
-	m, err := a.nc.Request("hive."+hive+".worker."+cmd, []byte(body), 30*time.Second)
+	subj, err := subjects.WorkerCommand(hive, cmd)
+	if err != nil {
+		return nil, err
+	}
+	m, err := a.nc.Request(subj, []byte(body), 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	var r reply
+	var r wire.Reply[json.RawMessage]
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return nil, fmt.Errorf("%s reply: %w: %s", cmd, err, m.Data)
 	}
