@@ -119,9 +119,23 @@ func (s *stopCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	if s.JSON {
 		return o.json(r)
 	}
+	return stopSummary(o, r)
+}
+
+// stopSummary writes a stop's result. A worker that had failed and was
+// waiting for its restart has no process to signal: the summary says the
+// restart was cancelled instead of a pid 0 and no signal.
+func stopSummary(o *output, r client.Reply[client.DeleteResult]) error {
 	res := r.Result
+	restart := ""
+	if res.RestartCancelled {
+		restart = "cancelled (the worker had failed and was waiting to be restarted)"
+	}
+	if res.RestartCancelled && res.PID == 0 {
+		return o.fields("worker", res.WorkerID, "hive", r.HiveID, "restart", restart, "job", r.JobID)
+	}
 	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
-		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "job", r.JobID)
+		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "restart", restart, "job", r.JobID)
 }
 
 // narrator prints a job's narration and remembers its job id, so that an
