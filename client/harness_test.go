@@ -2,20 +2,16 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
+	"github.com/rbee/hive-agent/agent"
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/agenttest"
 	"github.com/rbee/hive-agent/internal/testenv"
-	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/wire"
 )
 
@@ -25,75 +21,18 @@ func TestMain(m *testing.M) {
 	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
 }
 
-// startAgent runs a real hive-agent in process, wired as cmd/hive-agent
-// wires it (consumer + spawner on their own connection to s), for a fresh
-// hive id. Its workers are stopped when the test ends, and none may be
-// left then.
+// startAgent runs a real hive-agent in process (package agent, as
+// cmd/hive-agent runs it) on s, for a fresh hive id. Its workers are
+// stopped when the test ends, and none may be left then.
 func startAgent(t *testing.T, s *server.Server) string {
 	t.Helper()
-	hive := testenv.HiveID(t)
-	logTo := newTestWriter(t) // its cleanup runs after every other of this agent
-	testenv.NoLeftovers(t, hive)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var cons *consumer.Consumer
-	sp, err := spawner.New(spawner.Config{
-		HiveID: hive, WorkerDirs: []string{workerDir}, LogDir: t.TempDir(), PortMin: 9800, PortMax: 9899,
-		Logger:  log,
-		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err = consumer.New(nc, consumer.Config{
-		HiveID: hive, Version: "0.0.1-test", Spawner: sp, MaxInFlight: 8, Logger: log,
+	a := agenttest.Start(t, agent.Config{
+		NATSURL: s.ClientURL(), Version: "0.0.1-test", WorkerDirs: []string{workerDir},
+		PortMin: 9800, PortMax: 9899, MaxInFlight: 8,
 		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: wire.WaitAlive,
 			AliveWindow: 200 * time.Millisecond, ReadyTimeout: 10 * time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		testenv.Stop(hive) // workers a failed test left behind
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := cons.Close(ctx); err != nil {
-			t.Errorf("close consumer: %v", err)
-		}
-		nc.Close()
-	})
-	return hive
-}
-
-// testWriter sends the agent's log to the test's log until the test ends.
-// A worker's exit is reported from the spawner's own goroutine, which can
-// log after the test has ended (testing panics then): that goes nowhere.
-type testWriter struct {
-	t    *testing.T
-	mu   *sync.Mutex
-	done *bool
-}
-
-func newTestWriter(t *testing.T) testWriter {
-	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
-	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
-	return w
-}
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !*w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
+	return a.Spawner().HiveID()
 }
 
 // newClient returns a client on its own connection to s.

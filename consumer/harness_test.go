@@ -3,7 +3,6 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +11,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	hiveagent "github.com/rbee/hive-agent/agent"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/agenttest"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/wire"
@@ -25,8 +26,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m, func(dir string) error { workerDir = dir; return nil })
 }
 
-// agent is one hive-agent wired as cmd/hive-agent wires it, on its own
-// NATS connection, plus a client connection for the test.
+// agent is one hive-agent of package agent, as cmd/hive-agent runs it,
+// plus a client connection for the test.
 type agent struct {
 	hive   string
 	nc     *nats.Conn // the agent's own connection
@@ -54,7 +55,7 @@ type agentOpts struct {
 	natsOpts []nats.Option
 	// clientOpts are added to the client's connection options.
 	clientOpts []nats.Option
-	// beforeStart runs once the client is connected, before the consumer starts.
+	// beforeStart runs once the client is connected, before the agent starts.
 	beforeStart func(*agent)
 	// onLost and onBack run after the consumer's Disconnected and Reconnected.
 	onLost, onBack func()
@@ -73,80 +74,49 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	for _, f := range opt {
 		f(&o)
 	}
-	testenv.NoLeftovers(t, o.hive)
 	if o.url == "" {
 		o.url = s.ClientURL()
 	}
 	a := &agent{hive: o.hive, logDir: t.TempDir()}
-	// Wired as cmd/hive-agent wires them.
-	opts := append([]nats.Option{
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			a.cons.Disconnected(err)
-			if o.onLost != nil {
-				o.onLost()
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) {
-			a.cons.Reconnected()
-			if o.onBack != nil {
-				o.onBack()
-			}
-		}),
-	}, o.natsOpts...)
-	nc, err := nats.Connect(o.url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.nc = nc
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var err error
 	a.client, err = nats.Connect(s.ClientURL(), o.clientOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.client.Close)
-	a.sp, err = spawner.New(spawner.Config{
-		HiveID: o.hive, WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
-		Devices: o.devices, Logger: log, RestartBackoff: o.restartBackoff,
-		OnStart: func(w spawner.Worker) { a.cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := consumer.Config{
-		HiveID: o.hive, Version: "0.0.1", Spawner: a.sp, MaxInFlight: o.maxInFlight, Logger: log,
-		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: wire.WaitAlive,
-			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
-	}
-	if o.config != nil {
-		o.config(nc, &cfg)
-	}
-	a.cons, err = consumer.New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if o.beforeStart != nil {
 		o.beforeStart(a)
 	}
-	if err := a.cons.Start(context.Background()); err != nil {
+	cfg := hiveagent.Config{
+		HiveID: o.hive, NATSURL: o.url, NATSOptions: o.natsOpts,
+		WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
+		Devices: o.devices, RestartBackoff: o.restartBackoff, MaxInFlight: o.maxInFlight,
+		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: wire.WaitAlive,
+			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
+		// Some tests start a second agent of one hive on purpose.
+		SkipPeerCheck: true,
+		Consumer:      o.config,
+	}
+	if o.onLost != nil {
+		cfg.OnDisconnect = func(error) { o.onLost() }
+	}
+	cfg.OnReconnect = o.onBack
+	ha, err := agenttest.TryStart(t, cfg)
+	if err != nil {
 		if o.startErr == nil {
 			t.Fatal(err)
 		}
 		*o.startErr = err
 	}
-	var once sync.Once
+	a.nc, a.cons, a.sp = ha.Conn(), ha.Consumer(), ha.Spawner()
 	a.close = func() {
-		once.Do(func() {
-			testenv.Stop(o.hive) // workers a failed test left behind
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := a.cons.Close(ctx); err != nil {
-				t.Errorf("close consumer: %v", err)
-			}
-			nc.Close()
-		})
+		testenv.Stop(o.hive) // workers a failed test left behind
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ha.Close(ctx); err != nil {
+			t.Errorf("close agent: %v", err)
+		}
 	}
-	t.Cleanup(a.close)
 	return a
 }
 
@@ -159,15 +129,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // reply is a reply or job result as a client reads it.
 type reply struct {
-	OK        bool            `json:"ok"`
-	Kind      string          `json:"kind"`
-	HiveID    string          `json:"hive_id"`
-	JobID     string          `json:"job_id"`
-	CommandID string          `json:"command_id"`
-	Result    json.RawMessage `json:"result"`
-	Error     *wire.Error     `json:"error"`
-	raw       []byte
-	headers   nats.Header
+	wire.Reply[json.RawMessage]
+	raw     []byte
+	headers nats.Header
 }
 
 func (a *agent) subject(cmd string) string { return "hive." + a.hive + ".worker." + cmd }

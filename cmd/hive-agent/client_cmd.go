@@ -13,6 +13,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 
+	"github.com/rbee/hive-agent/agent"
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -89,7 +90,7 @@ func runClient(name string, cc clientCommand, stdout, stderr io.Writer) int {
 	}
 	nc, err := nats.Connect(f.Server, append(opts, nats.Name("hive-agent client"))...)
 	if err != nil {
-		o.errorf("cannot reach NATS at %s: %v", redact(f.Server), err)
+		o.errorf("cannot reach NATS at %s: %v", agent.Redact(f.Server), err)
 		return exitNoAgent
 	}
 	defer nc.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nkeys"
+	"github.com/rbee/hive-agent/agent"
 )
 
 // parseRun parses args as the agent's command line with env set (and every
@@ -197,8 +198,8 @@ func TestRedact(t *testing.T) {
 		"nats://a:4222":                        "nats://a:4222",
 		"nats://tok en@a b:4222":               "nats://xxxxx@a b:4222",
 	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		if got := agent.Redact(in); got != want {
+			t.Errorf("agent.Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -5,36 +5,22 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/lmittmann/tint"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rbee/hive-agent/agent"
 	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/version"
-	"github.com/rbee/hive-agent/metrics"
-	"github.com/rbee/hive-agent/spawner"
-	"github.com/rbee/hive-agent/wire"
 )
-
-var _ commands.Spawner = (*spawner.Spawner)(nil)
 
 // cli is the command line. With no subcommand, hive-agent runs the agent.
 type cli struct {
@@ -163,287 +149,30 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(h)
 }
 
-// run serves until ctx ends, then stops cleanly: no new commands, those in
-// flight finished, publishes flushed. Workers are left running. It fails
-// when the agent cannot serve: its connection is refused for good, or the
-// server refuses one of its subscriptions (a deaf agent must not look
-// healthy to a supervisor).
+// run runs the agent until ctx ends; a second signal after the first
+// stops the process at once.
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	log.Info("hive-agent starting", "version", agentVersion(), "hive_id", cfg.HiveID, "pid", os.Getpid(),
-		"catalog", cfg.Catalog.Source, "worker_types", strings.Join(cfg.Catalog.Names(), ","), "log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
-	url := cfg.NATS.URL
-	if url == "" {
-		storeDir := ""
-		if cfg.JetStream != "off" {
-			storeDir = cfg.JetStreamDir
-		}
-		s, err := startEmbedded(cfg.NATSListen, storeDir)
-		if err != nil {
-			return err
-		}
-		defer func() { s.Shutdown(); s.WaitForShutdown() }()
-		url = s.ClientURL()
-		log.Info("no --nats-url given: started an embedded NATS server", "url", url, "jetstream_dir", storeDir)
-	}
-	fatal := make(chan error, 1)
-	nc, err := connect(ctx, cfg, url, log, fatal)
+	a, err := agent.New(cfg.agent(log))
 	if err != nil {
-		if ctx.Err() != nil {
-			log.Info("stopped before NATS was reached")
-			return nil
-		}
 		return err
 	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-
-	var cons *consumer.Consumer
-	sp, err := spawner.New(spawner.Config{
-		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
-		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
-		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
-	})
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	log.Info("workers are contained by "+sp.Containment(), "containment", sp.Containment(), "asked", cfg.Containment)
-	var met *metrics.Metrics
-	if cfg.MetricsListen != "" {
-		met = metrics.New(metrics.Config{
-			Kinds: wire.Kinds, Version: agentVersion(),
-			Workers: func() []metrics.Worker {
-				ws, _ := sp.List(context.Background())
-				out := make([]metrics.Worker, len(ws))
-				for i, w := range ws {
-					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: metrics.StateRunning}
-				}
-				return out
-			},
-			// Read at scrape time, after cons is set and started.
-			InFlight:       func() int { return cons.InFlight() },
-			IntakeBacklog:  func() (uint64, uint64, bool) { return cons.IntakeBacklog() },
-			NATSConnected:  nc.IsConnected,
-			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
-			Logger:         log,
-		})
-	}
-	jsCfg, err := jetStreamConfig(nc, cfg)
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	cons, err = consumer.New(nc, consumer.Config{
-		HiveID: cfg.HiveID, Version: agentVersion(), Spawner: sp, MaxInFlight: cfg.MaxInFlight, Logger: log,
-		Defaults: commands.Defaults{QueenURL: cfg.QueenURL, Wait: cfg.SpawnWait,
-			AliveWindow: cfg.AliveWindow, ReadyTimeout: cfg.ReadyTimeout},
-		// A result published while the connection was already dead, but
-		// before that was noticed, is published again after the reconnect.
-		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
-		Metadata:        map[string]string{"devices": strings.Join(devices(), ","), "worker_types": strings.Join(cfg.Catalog.Names(), ",")},
-		Catalog:         cfg.Catalog,
-		Metrics:         met,
-		JetStream:       jsCfg,
-	})
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	// Set only now: the consumer must exist before the first callback.
-	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		if err != nil { // nil: we closed it ourselves
-			log.Warn("disconnected from NATS; reconnecting", "err", err)
-			cons.Disconnected(err)
-		}
-	})
-	nc.SetReconnectHandler(func(nc *nats.Conn) {
-		log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl()))
-		cons.Reconnected()
-	})
-	// One agent per hive id: a second one would run some commands twice
-	// (each spawn goes to one of them, and neither sees the other's start).
-	peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
-	if err != nil {
-		nc.Close()
-		return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
-	}
-	if len(peers) > 0 {
-		nc.Close()
-		return fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
-	}
-	if err := cons.Start(ctx); err != nil {
-		nc.Close()
-		return err
-	}
-	// Workers of an earlier run are watched like our own: their exits are
-	// published and what they leave behind is stopped.
-	if ws, err := sp.Adopt(ctx); err != nil {
-		log.Error("adopt workers of an earlier run", "err", err)
-	} else if len(ws) > 0 {
-		log.Info("found running workers of this hive from an earlier run; watching them", "count", len(ws))
-	}
-	if met != nil {
-		addr, err := met.Serve(ctx, cfg.MetricsListen)
-		if err != nil {
-			cons.Close(ctx)
-			nc.Close()
-			return err
-		}
-		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
-	}
-	if cfg.NATS.URL == "" {
-		log.Info("ready; try: hive-agent ls --hive " + cfg.HiveID + " (or: nats req hive." + cfg.HiveID + ".worker.list '')")
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-fatal:
-		log.Error("cannot serve; stopping", "err", runErr)
-	}
-	signal.Reset(syscall.SIGINT, syscall.SIGTERM) // a second signal stops the agent at once
-	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
-	defer cancel()
-	err = errors.Join(runErr, cons.Close(shutdownCtx))
-	if derr := nc.Drain(); derr != nil {
-		nc.Close()
-	}
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		nc.Close()
-	}
-	log.Info("hive-agent stopped")
-	return err
+	go func() {
+		<-ctx.Done()
+		signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+	}()
+	return a.Run(ctx)
 }
 
-// jetStreamConfig is the consumer's JetStream configuration: nil with
-// --jetstream off.
-func jetStreamConfig(nc *nats.Conn, cfg Config) (*consumer.JetStreamConfig, error) {
-	if cfg.JetStream == "off" {
-		return nil, nil
+// agent is the agent's configuration from the checked flags.
+func (c Config) agent(log *slog.Logger) agent.Config {
+	return agent.Config{
+		HiveID: c.HiveID, Version: agentVersion(), Logger: log,
+		NATSURL: c.NATS.URL, NATSListen: c.NATSListen, NATSOptions: c.NATS.opts,
+		PingInterval: c.NATS.PingInterval, MaxPingsOut: c.NATS.MaxPingsOut,
+		JetStream: c.JetStream, JetStreamCreate: c.JetStreamCreate, JetStreamDir: c.JetStreamDir,
+		JobsMaxAge: c.JobsMaxAge, IntakeAckWait: c.IntakeAckWait,
+		WorkerDirs: c.WorkerDirs, LogDir: c.LogDir, PortMin: c.PortMin, PortMax: c.PortMax, Containment: c.Containment,
+		Defaults:    commands.Defaults{QueenURL: c.QueenURL, Wait: c.SpawnWait, AliveWindow: c.AliveWindow, ReadyTimeout: c.ReadyTimeout},
+		MaxInFlight: c.MaxInFlight, Catalog: c.Catalog, MetricsListen: c.MetricsListen, ShutdownWait: c.ShutdownWait,
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return &consumer.JetStreamConfig{
-		JS:       js,
-		Streams:  consumer.StreamsConfig{JobsMaxAge: cfg.JobsMaxAge, AckWait: cfg.IntakeAckWait},
-		NoCreate: !cfg.JetStreamCreate,
-		Required: cfg.JetStream == "on",
-	}, nil
-}
-
-// startEmbedded starts the embedded NATS server; with storeDir set it has
-// JetStream, storing there, so durable intake works out of the box.
-func startEmbedded(listen, storeDir string) (*server.Server, error) {
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, fmt.Errorf("nats listen %q: %w", listen, err)
-	}
-	var port int
-	if _, err := fmt.Sscan(portStr, &port); err != nil {
-		return nil, fmt.Errorf("nats listen %q: bad port", listen)
-	}
-	if port > 0 {
-		l, err := net.Listen("tcp", listen)
-		if err != nil {
-			return nil, fmt.Errorf("embedded NATS server cannot listen on %s (%v); is a NATS server already running? Use --nats-url nats://%s to join it, or --nats-listen for another address", listen, err, listen)
-		}
-		l.Close()
-	}
-	opts := &server.Options{Host: host, Port: port, NoLog: true, NoSigs: true, ServerName: "hive-agent-embedded"}
-	if storeDir != "" {
-		if err := os.MkdirAll(storeDir, 0o700); err != nil {
-			return nil, fmt.Errorf("jetstream dir: %w", err)
-		}
-		opts.JetStream, opts.StoreDir = true, storeDir
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS server: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s not ready after 10s", listen)
-	}
-	return s, nil
-}
-
-// subscriptionRefused matches the subject in the server's permissions
-// violation for a subscription.
-var subscriptionRefused = regexp.MustCompile(`Subscription to "(\S+)"`)
-
-// connect connects to NATS, retrying with exponential backoff (and saying
-// so) until the server answers or ctx ends; once connected it reconnects
-// forever. A subscription the server refuses is sent to fatal.
-func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fatal chan<- error) (*nats.Conn, error) {
-	opts := append([]nats.Option{
-		nats.Name("hive-agent " + cfg.HiveID),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(2 * time.Second),
-		// The default keep-alive (2 min, 2 pings) notices a frozen server or
-		// a partition only after up to 6 min.
-		nats.PingInterval(cfg.NATS.PingInterval),
-		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subj := ""
-			if sub != nil {
-				subj = sub.Subject
-			}
-			if m := subscriptionRefused.FindStringSubmatch(err.Error()); m != nil && errors.Is(err, nats.ErrPermissionViolation) {
-				select {
-				case fatal <- fmt.Errorf("the NATS server refused the agent's subscription to %q (permissions); "+
-					"grant this user subscribe permission on it, the agent cannot serve without it", m[1]):
-				default:
-				}
-				return
-			}
-			log.Error("NATS error", "subject", subj, "err", err)
-		}),
-	}, cfg.NATS.opts...)
-	attempt := 0
-	op := func() (*nats.Conn, error) {
-		attempt++
-		nc, err := nats.Connect(url, opts...)
-		if err != nil {
-			if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
-				return nil, backoff.Permanent(err)
-			}
-			return nil, err
-		}
-		return nc, nil
-	}
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	b.MaxInterval = 10 * time.Second
-	b.MaxElapsedTime = 0
-	nc, err := backoff.RetryNotifyWithData(op, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
-		log.Warn("NATS not reachable yet; retrying", "url", redact(url), "attempt", attempt, "next_in", next.Round(time.Millisecond), "err", err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(url), err)
-	}
-	log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
-	return nc, nil
-}
-
-// devices lists the devices a spawn may name here, for the service
-// metadata: cpu, one cuda:N per visible NVIDIA GPU, metal on macOS.
-func devices() []string {
-	out := []string{"cpu"}
-	probe := spawner.DeviceProbe{}
-	if runtime.GOOS == "darwin" {
-		return append(out, "metal")
-	}
-	if n, _, err := probe.CountGPUs(); err == nil {
-		for i := range n {
-			out = append(out, "cuda:"+strconv.Itoa(i))
-		}
-	}
-	return out
 }

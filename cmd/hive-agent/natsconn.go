@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/rbee/hive-agent/agent"
 )
 
 // natsFlags are the agent's NATS connection settings. Secrets can come
@@ -137,17 +138,17 @@ func checkURLs(list string) error {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", redactURL(raw), err))
+			errs = append(errs, fmt.Errorf("%s: %w", agent.Redact(raw), err))
 			continue
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			errs = append(errs, fmt.Errorf("%s: scheme %q: want nats://, tls://, ws:// or wss://", redactURL(raw), u.Scheme))
+			errs = append(errs, fmt.Errorf("%s: scheme %q: want nats://, tls://, ws:// or wss://", agent.Redact(raw), u.Scheme))
 			continue
 		}
 		if u.Hostname() == "" {
-			errs = append(errs, fmt.Errorf("%s: no host; want e.g. nats://127.0.0.1:4222", redactURL(raw)))
+			errs = append(errs, fmt.Errorf("%s: no host; want e.g. nats://127.0.0.1:4222", agent.Redact(raw)))
 		}
 	}
 	return errors.Join(errs...)
@@ -197,38 +198,4 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
-}
-
-// redact hides the secrets of a comma-separated list of URLs, for logs and
-// error messages: a password, and a user part with no password, which NATS
-// reads as a token (nats://TOKEN@host).
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		parts[i] = redactURL(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
-}
-
-func redactURL(raw string) string {
-	u, err := neturl.Parse(raw)
-	if err != nil {
-		// Unparsable: hide everything before an @, which is where secrets go.
-		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			scheme, _, ok := strings.Cut(raw, "://")
-			if ok {
-				return scheme + "://xxxxx@" + raw[at+1:]
-			}
-			return "xxxxx@" + raw[at+1:]
-		}
-		return raw
-	}
-	if u.User == nil {
-		return raw
-	}
-	if _, hasPw := u.User.Password(); hasPw {
-		return u.Redacted()
-	}
-	u.User = neturl.User("xxxxx")
-	return u.String()
 }

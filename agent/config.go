@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive-agent/catalog"
+	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// JetStream modes.
+const (
+	JetStreamAuto = "auto" // durable intake and stored results when the server has JetStream
+	JetStreamOn   = "on"   // required: the agent does not start without it
+	JetStreamOff  = "off"
+)
+
+// Config is every setting of an agent. cmd/hive-agent fills it from its
+// flags; tests and tools fill it directly.
+type Config struct {
+	HiveID  string
+	Version string
+	// Logger is where the agent logs; nil: slog.Default().
+	Logger *slog.Logger
+
+	// NATSURL is the server (comma-separated URLs); empty starts an
+	// embedded server listening on NATSListen, with JetStream stored in
+	// JetStreamDir unless JetStream is off.
+	NATSURL    string
+	NATSListen string
+	// NATSOptions come after the agent's own connection options:
+	// credentials, TLS, or (tests) other reconnect waits.
+	NATSOptions []nats.Option
+	// PingInterval and MaxPingsOut are the connection's keep-alive.
+	PingInterval time.Duration
+	MaxPingsOut  int
+
+	// JetStream is auto (the default), on or off; JetStreamCreate whether
+	// missing streams and the intake consumer are created.
+	JetStream       string
+	JetStreamCreate bool
+	JetStreamDir    string
+	JobsMaxAge      time.Duration
+	IntakeAckWait   time.Duration
+
+	WorkerDirs       []string
+	LogDir           string
+	PortMin, PortMax int
+	// Containment is the spawner's containment mode (auto, cgroup, process-group).
+	Containment string
+	// Devices probes the machine's GPUs; the zero value reads the real ones.
+	Devices spawner.DeviceProbe
+	// RestartBackoff is the wait before a failed worker's first restart; 0: the spawner's default.
+	RestartBackoff time.Duration
+
+	// Defaults are what a command falls back on.
+	Defaults    commands.Defaults
+	MaxInFlight int
+	// Catalog holds the worker types; nil: the built-in ones.
+	Catalog *catalog.Catalog
+	// MetricsListen is where /metrics is served; empty: nowhere.
+	MetricsListen string
+	// ShutdownWait bounds Run's wait for commands in flight once its context ends.
+	ShutdownWait time.Duration
+
+	// SkipPeerCheck starts the agent even when another serves its hive id
+	// (tests of what two such agents do).
+	SkipPeerCheck bool
+	// OnDisconnect and OnReconnect, when set, run after the consumer
+	// heard of a lost or regained connection.
+	OnDisconnect func(error)
+	OnReconnect  func()
+	// Consumer, when set, changes the consumer's configuration before the
+	// consumer is made (tests and tools; it gets the agent's connection).
+	Consumer func(*nats.Conn, *consumer.Config)
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.JetStream == "" {
+		c.JetStream = JetStreamAuto
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 4 * time.Second
+	}
+	if c.MaxPingsOut == 0 {
+		c.MaxPingsOut = 2
+	}
+	if c.ShutdownWait == 0 {
+		c.ShutdownWait = 10 * time.Second
+	}
+	if c.Catalog == nil {
+		c.Catalog = catalog.Builtin()
+	}
+}
+
+// Validate reports every setting the agent cannot start with.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.HiveID == "" {
+		errs = append(errs, errors.New("hive id: required"))
+	}
+	switch c.JetStream {
+	case JetStreamAuto, JetStreamOn, JetStreamOff:
+	default:
+		errs = append(errs, fmt.Errorf("jetstream %q: want auto, on or off", c.JetStream))
+	}
+	if c.LogDir == "" {
+		errs = append(errs, errors.New("log dir: required"))
+	}
+	return errors.Join(errs...)
+}
