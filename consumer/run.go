@@ -207,6 +207,9 @@ func summary(kind string, r wire.Reply[any]) (human, workerID string, pid int) {
 	case wire.AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case wire.DeleteResult:
+		if v.RestartCancelled && v.PID == 0 {
+			return fmt.Sprintf("Worker %s was not running; its restart is cancelled.", v.WorkerID), v.WorkerID, 0
+		}
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
 	case wire.ListResult:
 		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/rbee/hive-agent/agent"
+	"github.com/rbee/hive-agent/internal/agenttest"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/subjects"
 	"github.com/rbee/hive-agent/wire"
@@ -16,9 +18,12 @@ import (
 // stop of a worker that failed and waits for its restart cancels the
 // restart and says so, instead of a pid 0 and no signal.
 func TestCLI_StopDuringRestartBackoffSaysRestartCancelled(t *testing.T) {
-	hive := newHive(t)
 	s := testenv.NATS(t)
-	startAgent(t, s, hive)
+	// In process, for a restart backoff long enough that the stop surely
+	// comes while the worker waits for its restart.
+	a := agenttest.Start(t, agent.Config{NATSURL: s.ClientURL(), WorkerDirs: []string{workerDir},
+		PortMin: 9700, PortMax: 9799, RestartBackoff: time.Hour})
+	hive := a.Spawner().HiveID()
 	url := s.ClientURL()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -35,21 +40,19 @@ func TestCLI_StopDuringRestartBackoffSaysRestartCancelled(t *testing.T) {
 	}
 	nc.Flush()
 
-	// It crashes at once, every time; the backoff doubles from 1 s. Stop it
-	// once it waits 4 s for its third restart: time enough to be sure the
-	// stop comes while it waits.
+	// It crashes at once; its restart is an hour away.
 	mustCLI(t, url, "spawn", "-H", hive, "-m", "m@crash", "-d", "cpu", "--id", "phoenix",
 		"--wait", "exec", "--restart", "on-failure", "--max-restarts", "10")
 	for {
 		m, err := exits.NextMsg(30 * time.Second)
 		if err != nil {
-			t.Fatalf("no exited event with a restart of 4 s or more: %v", err)
+			t.Fatalf("no exited event with a restart to come: %v", err)
 		}
 		var ev wire.ExitedEvent
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.RestartInMS >= 4000 {
+		if ev.WorkerID == "phoenix" && ev.Restart == 1 && ev.RestartInMS > 0 {
 			break
 		}
 	}
@@ -60,8 +63,9 @@ func TestCLI_StopDuringRestartBackoffSaysRestartCancelled(t *testing.T) {
 	if field(r.stdout, "worker") != "phoenix" || field(r.stdout, "pid") != "" || field(r.stdout, "signal") != "" {
 		t.Errorf("stop during restart backoff: want the worker and no pid or signal (none was sent): %s", r)
 	}
-	if !strings.Contains(r.stderr, "worker_restart_cancelled") {
-		t.Errorf("stop during restart backoff: narration lacks worker_restart_cancelled: %s", r)
+	if !strings.Contains(r.stderr, "worker_restart_cancelled") || !strings.Contains(r.stderr, "its restart is cancelled") ||
+		strings.Contains(r.stderr, "pid 0") {
+		t.Errorf("stop during restart backoff: narration: want worker_restart_cancelled and an end that says so, no pid 0: %s", r)
 	}
 	// The restart stays cancelled, and the agent serves the next command.
 	r = mustCLI(t, url, "ls", "-H", hive)
