@@ -164,6 +164,8 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	switch {
 	case e.Restart > 0:
 		human += fmt.Sprintf(" Restarting it in %s (restart %d of %d); a delete cancels that.", e.RestartIn, e.Restart, w.Restart.Max)
+	case w.Restart.OnFailure && e.SpawnFailed && (e.Signal != "" || e.Code != 0):
+		human += " Not restarting it: it exited before its spawn's wait ended, so the spawn failed."
 	case w.Restart.OnFailure && (e.Signal != "" || e.Code != 0) && w.Restarts >= w.Restart.Max:
 		human += fmt.Sprintf(" Not restarting it: it was restarted %d time(s), its max_restarts.", w.Restarts)
 	}

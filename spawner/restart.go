@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,49 @@ type pendingRestart struct {
 	cancelled bool
 }
 
+// restartHold arbitrates between a spawn that waits for its worker and
+// the worker's exit, so that callers are never told two things: a spawn
+// that answered an error (the worker died inside the alive window or
+// before it was ready, or the wait ended otherwise) never leaves a
+// restarting worker behind, and a spawn that answered success leaves the
+// worker under its policy. Whichever comes first under the lock wins: the
+// wait's success (release) or the exit's handling (reaped).
+type restartHold struct {
+	mu sync.Mutex
+	// held: a wait is going on, or one failed; released: one succeeded.
+	held, released, reaped bool
+}
+
+// take starts a wait's hold, unless an earlier wait succeeded.
+func (r *restartHold) take() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.released {
+		r.held = true
+	}
+}
+
+// release ends a successful wait's hold; false when the worker's exit was
+// handled first (the wait must then report the exit).
+func (r *restartHold) release() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reaped {
+		return false
+	}
+	r.held, r.released = false, true
+	return true
+}
+
+// exited records the worker's exit and reports whether a spawn's wait
+// holds its policy (then it is not restarted).
+func (r *restartHold) exited() (held bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reaped = true
+	return r.held
+}
+
 func (e Exit) failed() bool { return e.Signal != "" || e.Code != 0 }
 
 // planRestart decides whether the worker of h, which exited by itself, is
@@ -34,7 +78,7 @@ func (e Exit) failed() bool { return e.Signal != "" || e.Code != 0 }
 // now on. It returns the attempt number and the backoff.
 func (s *Spawner) planRestart(h *Handle) (attempt int, delay time.Duration, ok bool) {
 	p := h.spec.Restart
-	if !p.OnFailure || !h.exit.failed() || h.Restarts >= p.Max {
+	if !p.OnFailure || h.exit.SpawnFailed || !h.exit.failed() || h.Restarts >= p.Max {
 		return 0, 0, false
 	}
 	attempt = h.Restarts + 1

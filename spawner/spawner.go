@@ -260,6 +260,10 @@ type Exit struct {
 	// (the worker's restart policy asked for it), or 0 when none does.
 	Restart   int
 	RestartIn time.Duration
+	// SpawnFailed is true when the worker exited while its spawn still
+	// waited for it (WaitAlive, WaitReady), which so failed: such a worker
+	// is not restarted, whatever its policy.
+	SpawnFailed bool
 }
 
 func (e Exit) String() string {
@@ -278,6 +282,9 @@ type Handle struct {
 	spec Spec
 	done chan struct{}
 	exit Exit
+	// hold is the spawn's claim on the restart policy while it waits
+	// (see restart.go).
+	hold restartHold
 }
 
 // Done is closed once the worker exited and was reaped.
