@@ -44,6 +44,10 @@ type Config struct {
 	// left behind was stopped; and likewise for every worker Adopt took on
 	// (with Exit.Adopted set).
 	OnExit func(Worker, Exit)
+	// OnPendingRestart, when set, is called by Adopt for each restart an
+	// earlier agent of this hive announced but did not start (it was
+	// stopped or killed during the backoff): resumed, or abandoned and why.
+	OnPendingRestart func(PendingRestart)
 	// RestartBackoff is the wait before a failed worker's first restart;
 	// it doubles with each attempt up to MaxRestartBackoff. Default 1 s.
 	RestartBackoff time.Duration
@@ -126,6 +130,8 @@ type Spawner struct {
 	watched map[int]watched
 	// restarts holds the pending restarts by worker id.
 	restarts map[string]*pendingRestart
+	// closed: Close was called; restarts are left to the next agent.
+	closed bool
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
