@@ -46,6 +46,7 @@ func (l *lifecycle) next(t *testing.T, kind, worker string) []byte {
 		}
 		json.Unmarshal(msg.Data, &ev)
 		if strings.HasSuffix(msg.Subject, ".worker."+kind) && ev.WorkerID == worker {
+			t.Logf("%s %s", msg.Subject, msg.Data)
 			return msg.Data
 		}
 	}
@@ -90,6 +91,11 @@ func TestAgent_PendingRestartOutlivesTheAgent(t *testing.T) {
 		t.Errorf("started event %+v: want w1 restarted (restart 1) on port %d", st, sp.Port)
 	}
 	b.waitLog(t, "resuming a pending restart left by an earlier agent")
+	for _, line := range strings.Split(b.out.String(), "\n") {
+		if strings.Contains(line, "pending restart") {
+			t.Log(line)
+		}
+	}
 	if got := listPIDs(t, nc, hive); got["w1"] != st.PID {
 		t.Errorf("list %v: want w1 as pid %d", got, st.PID)
 	}
@@ -106,8 +112,18 @@ func TestAgent_PendingRestartOutlivesTheAgent(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(logDir, hive, "restarts", "w2.json")); err != nil {
 		t.Errorf("a clean stop dropped the pending restart of w2: %v", err)
 	}
+	// A record the next agent cannot use is abandoned, and said so.
+	if err := os.WriteFile(filepath.Join(logDir, hive, "restarts", "w3.json"), []byte(`{"worker_id":"w3"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := startBinary(t, logDir, args...)
 	ev.next(t, "restart_resumed", "w2")
+	var ab consumer.PendingRestartEvent
+	json.Unmarshal(ev.next(t, "restart_abandoned", "w3"), &ab)
+	if ab.Reason == "" {
+		t.Errorf("restart_abandoned %+v: want a reason", ab)
+	}
+	c.waitLog(t, "abandoning a pending restart left by an earlier agent")
 	c.waitLog(t, "serving worker commands")
 	var del map[string]any
 	request(t, nc, "hive."+hive+".worker.delete", `{"worker_id":"w2"}`, &del)
