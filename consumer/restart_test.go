@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,4 +47,64 @@ func TestConsumer_DeleteDuringBackoffHasNoPID(t *testing.T) {
 	if _, has := res["pid"]; has || res["restart_cancelled"] != true {
 		t.Errorf("delete during backoff: %s, want restart_cancelled and no pid", r.Result)
 	}
+}
+
+// An agent closed while a worker waits for its restart leaves the restart
+// to the next agent of the hive, which starts the worker again once the
+// backoff ends (same id, port and model, the restart counted) and says so;
+// a delete sent to the next agent cancels such a restart.
+func TestConsumer_PendingRestartSurvivesAClosedAgent(t *testing.T) {
+	s := testenv.NATS(t)
+	a := startAgent(t, s, func(o *agentOpts) { o.restartBackoff = 300 * time.Millisecond })
+	started := a.watch(t, "hive."+a.hive+".events.worker.started")
+	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
+	resumed := a.watch(t, "hive."+a.hive+".events.worker.restart_resumed")
+	var sp commands.SpawnResult
+	a.must(t, "spawn", `{"worker_id":"w","model_id":"m","device":"cpu","restart":"on-failure","max_restarts":2}`, &sp)
+	// The agent is stopping: the worker's exit comes after, its backoff
+	// with nobody left to honour it in this agent.
+	a.sp.Close()
+	syscall.Kill(sp.PID, syscall.SIGKILL)
+	var ex consumer.ExitedEvent
+	json.Unmarshal(exited.waitFor(t, "exit", exited.count(1))[0], &ex)
+	if ex.Restart != 1 || ex.RestartInMS != 300 {
+		t.Fatalf("exited event %+v: want restart 1 in 300 ms", ex)
+	}
+	a.close()
+
+	b := startAgent(t, s, func(o *agentOpts) { o.hive, o.logDir, o.restartBackoff = a.hive, a.logDir, 50*time.Second })
+	if _, err := b.sp.Adopt(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var res consumer.PendingRestartEvent
+	json.Unmarshal(resumed.waitFor(t, "restart_resumed", resumed.count(1))[0], &res)
+	if res.WorkerID != "w" || res.Restart != 1 || res.Port != sp.Port {
+		t.Errorf("restart_resumed %+v: want restart 1 of w on port %d", res, sp.Port)
+	}
+	var st consumer.StartedEvent
+	json.Unmarshal(started.waitFor(t, "the restart", started.count(2))[1], &st)
+	if st.WorkerID != "w" || st.Restart != 1 || st.Port != sp.Port || st.ModelID != "m" {
+		t.Errorf("started event %+v: want w restarted (restart 1) on port %d", st, sp.Port)
+	}
+
+	// Now b backs off for 50 s; closed, it leaves the restart to c, whose
+	// delete cancels it.
+	b.sp.Close()
+	syscall.Kill(st.PID, syscall.SIGKILL)
+	json.Unmarshal(exited.waitFor(t, "second exit", exited.count(2))[1], &ex)
+	if ex.Restart != 2 {
+		t.Fatalf("exited event %+v: want restart 2", ex)
+	}
+	b.close()
+	c := startAgent(t, s, func(o *agentOpts) { o.hive, o.logDir = a.hive, a.logDir })
+	r := c.must(t, "delete", `{"worker_id":"w"}`, nil)
+	var del map[string]any
+	json.Unmarshal(r.Result, &del)
+	if _, has := del["pid"]; has || del["restart_cancelled"] != true {
+		t.Errorf("delete: %s, want restart_cancelled and no pid", r.Result)
+	}
+	if ws, _ := c.sp.Adopt(t.Context()); len(ws) != 0 || len(resumed.snapshot()) != 1 {
+		t.Errorf("after the delete Adopt took on %v, restart_resumed events %d; want none and 1", ws, len(resumed.snapshot()))
+	}
+	c.stillServes(t)
 }
