@@ -37,9 +37,14 @@ func TestConsumer_NoRestartAfterAFailedSpawn(t *testing.T) {
 func TestConsumer_DeleteDuringBackoffHasNoPID(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = 50 * time.Second })
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
+	narr := a.watch(t, "job.j-del.narration")
 	a.must(t, "spawn", `{"worker_id":"w","model_id":"m@crash","device":"cpu","wait":"exec","restart":"on-failure"}`, nil)
 	exited.waitFor(t, "exit", exited.count(1))
-	r := a.must(t, "delete", `{"worker_id":"w"}`, nil)
+	r := a.must(t, "delete", `{"job_id":"j-del","worker_id":"w"}`, nil)
+	end := events(t, narr.waitFor(t, "the delete's end", narr.count(3)))
+	if last := end[len(end)-1]; last.Action != "worker_deleted" || strings.Contains(last.Human, "pid 0") {
+		t.Errorf("end event %+v: want worker_deleted naming no pid 0", last)
+	}
 	var res map[string]any
 	if err := json.Unmarshal(r.Result, &res); err != nil {
 		t.Fatal(err)
