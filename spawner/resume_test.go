@@ -139,3 +139,29 @@ func TestSpawner_UnreadableRestartRecordIsAbandoned(t *testing.T) {
 		t.Errorf("abandoned record still there: %v", err)
 	}
 }
+
+// Close during a running backoff stops its timer and keeps its record: the
+// next agent takes the restart on, due when the first one said.
+func TestSpawner_CloseDuringBackoffKeepsTheRestart(t *testing.T) {
+	h := newHarnessWith(t, 9300, 9399, func(c *Config) { c.RestartBackoff = 50 * time.Second })
+	spec := h.spec(t, "w1", "m@crash")
+	spec.Restart = RestartPolicy{OnFailure: true, Max: 1}
+	hd := h.mustStart(t, spec)
+	e := h.waitExit(t, hd.PID)
+	if e.Restart != 1 {
+		t.Fatalf("exit %+v: want restart 1", e)
+	}
+	h.Close()
+	n := h.next(t, nil)
+	if _, err := n.Adopt(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs := n.snapshot()
+	if len(evs) != 1 || evs[0].kind != "pending" || evs[0].pending.Abandoned != nil || evs[0].w.Restarts != 1 ||
+		time.Until(evs[0].pending.Due) <= 0 {
+		t.Fatalf("events %+v: want restart 1 of w1 resumed, due later", evs)
+	}
+	if !n.CancelRestart("w1") {
+		t.Error("CancelRestart: no restart")
+	}
+}
