@@ -20,23 +20,24 @@ import (
 // in config(), so a flag also overrides an environment value that does not
 // parse, and every problem is reported at once.
 type runCmd struct {
-	HiveID         string `name:"hive-id" env:"HIVE_ID" default:"${hive_id}" help:"This hive's id (1-64 of A-Z a-z 0-9 _ -)."`
-	NATSListen     string `name:"nats-listen" env:"HIVE_NATS_LISTEN" default:"127.0.0.1:4222" help:"Address of the embedded NATS server (only without --nats-url)."`
-	WorkerDir      string `name:"worker-dir" env:"HIVE_WORKER_DIR" help:"Directories (:-separated) searched for worker binaries before PATH."`
-	LogDir         string `name:"log-dir" env:"HIVE_LOG_DIR" default:"${log_dir}" help:"Directory for worker logs (one subdirectory per hive)."`
-	QueenURL       string `name:"queen-url" env:"HIVE_QUEEN_URL" default:"http://localhost:7833" help:"Queen URL passed to workers whose spawn names none."`
-	PortRange      string `name:"port-range" env:"HIVE_PORT_RANGE" default:"9100-9199" help:"Ports chosen for spawns that name none (MIN-MAX)."`
-	SpawnWait      string `name:"spawn-wait" env:"HIVE_SPAWN_WAIT" default:"alive" enum:"exec,alive,ready" help:"Default wait of a spawn: exec, alive or ready."`
-	AliveWindow    string `name:"alive-window" env:"HIVE_ALIVE_WINDOW" default:"300ms" help:"How long a worker must stay up for wait: alive."`
-	ReadyTimeout   string `name:"ready-timeout" env:"HIVE_READY_TIMEOUT" default:"120s" help:"Default bound of wait: ready."`
-	MaxInFlight    string `name:"max-in-flight" env:"HIVE_MAX_IN_FLIGHT" default:"32" help:"Commands run at once; beyond it callers get busy."`
+	HiveID        string `name:"hive-id" env:"HIVE_ID" default:"${hive_id}" help:"This hive's id (1-64 of A-Z a-z 0-9 _ -)."`
+	NATSListen    string `name:"nats-listen" env:"HIVE_NATS_LISTEN" default:"127.0.0.1:4222" help:"Address of the embedded NATS server (only without --nats-url)."`
+	WorkerDir     string `name:"worker-dir" env:"HIVE_WORKER_DIR" help:"Directories (:-separated) searched for worker binaries before PATH."`
+	LogDir        string `name:"log-dir" env:"HIVE_LOG_DIR" default:"${log_dir}" help:"Directory for worker logs (one subdirectory per hive)."`
+	QueenURL      string `name:"queen-url" env:"HIVE_QUEEN_URL" default:"http://localhost:7833" help:"Queen URL passed to workers whose spawn names none."`
+	PortRange     string `name:"port-range" env:"HIVE_PORT_RANGE" default:"9100-9199" help:"Ports chosen for spawns that name none (MIN-MAX)."`
+	SpawnWait     string `name:"spawn-wait" env:"HIVE_SPAWN_WAIT" default:"alive" enum:"exec,alive,ready" help:"Default wait of a spawn: exec, alive or ready."`
+	AliveWindow   string `name:"alive-window" env:"HIVE_ALIVE_WINDOW" default:"300ms" help:"How long a worker must stay up for wait: alive."`
+	ReadyTimeout  string `name:"ready-timeout" env:"HIVE_READY_TIMEOUT" default:"120s" help:"Default bound of wait: ready."`
+	MaxInFlight   string `name:"max-in-flight" env:"HIVE_MAX_IN_FLIGHT" default:"32" help:"Commands run at once; beyond it callers get busy."`
+	ShutdownWait  string `name:"shutdown-wait" env:"HIVE_SHUTDOWN_WAIT" default:"10s" help:"How long a stop waits for commands in flight."`
+	LogFormat     string `name:"log-format" env:"HIVE_LOG_FORMAT" default:"auto" enum:"auto,text,json" help:"Agent log format: auto (colour on a terminal, text otherwise), text or json."`
+	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
+	Containment   string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
+	Catalog       string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
+	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
+
 	RestartBackoff string `name:"restart-backoff" env:"HIVE_RESTART_BACKOFF" default:"1s" help:"Wait before a failed worker's first restart under restart: on-failure; it doubles with each restart up to 60s."`
-	ShutdownWait   string `name:"shutdown-wait" env:"HIVE_SHUTDOWN_WAIT" default:"10s" help:"How long a stop waits for commands in flight."`
-	LogFormat      string `name:"log-format" env:"HIVE_LOG_FORMAT" default:"auto" enum:"auto,text,json" help:"Agent log format: auto (colour on a terminal, text otherwise), text or json."`
-	LogLevel       string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
-	Containment    string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
-	Catalog        string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
-	MetricsListen  string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
 	JetStreamCreate bool   `name:"jetstream-create" env:"HIVE_JETSTREAM_CREATE" default:"true" negatable:"" help:"Create the streams and the intake consumer when missing (--no-jetstream-create for accounts that may not)."`
@@ -62,10 +63,8 @@ type Config struct {
 	ReadyTimeout time.Duration
 	MaxInFlight  int
 	ShutdownWait time.Duration
-	// RestartBackoff is the spawner's first restart backoff.
-	RestartBackoff time.Duration
-	LogFormat      string
-	LogLevel       string
+	LogFormat    string
+	LogLevel     string
 	// Containment is the spawner's containment mode (auto, cgroup, process-group).
 	Containment string
 	// MetricsListen is where /metrics is served; empty: nowhere.
@@ -79,6 +78,8 @@ type Config struct {
 	JetStreamDir  string
 	JobsMaxAge    time.Duration
 	IntakeAckWait time.Duration
+	// RestartBackoff is the spawner's first restart backoff.
+	RestartBackoff time.Duration
 }
 
 // config checks every setting and converts it; it reports every problem
