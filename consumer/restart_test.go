@@ -2,6 +2,8 @@ package consumer_test
 
 import (
 	"encoding/json"
+	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,8 +66,10 @@ func TestConsumer_PendingRestartSurvivesAClosedAgent(t *testing.T) {
 	started := a.watch(t, "hive."+a.hive+".events.worker.started")
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
 	resumed := a.watch(t, "hive."+a.hive+".events.worker.restart_resumed")
+	// A port of its own, not the range's lowest free one, which agents of
+	// other tests may take while the worker waits for its restart.
 	var sp commands.SpawnResult
-	a.must(t, "spawn", `{"worker_id":"w","model_id":"m","device":"cpu","restart":"on-failure","max_restarts":2}`, &sp)
+	a.must(t, "spawn", `{"worker_id":"w","model_id":"m","device":"cpu","restart":"on-failure","max_restarts":2,"port":`+strconv.Itoa(ownPort(t))+`}`, &sp)
 	// The agent is stopping: the worker's exit comes after, its backoff
 	// with nobody left to honour it in this agent.
 	a.sp.Close()
@@ -112,4 +116,15 @@ func TestConsumer_PendingRestartSurvivesAClosedAgent(t *testing.T) {
 		t.Errorf("after the delete Adopt took on %v, restart_resumed events %d; want none and 1", ws, len(resumed.snapshot()))
 	}
 	c.stillServes(t)
+}
+
+// ownPort is a port free now, outside the agents' ranges.
+func ownPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"errors"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -43,6 +44,9 @@ func failWhileClosed(t *testing.T, h *harness, id string) (*Handle, Exit) {
 	t.Helper()
 	spec := h.spec(t, id, "m")
 	spec.Restart = RestartPolicy{OnFailure: true, Max: 2}
+	// A port of its own, not the range's lowest free one, which spawners
+	// of other tests may take while the worker waits for its restart.
+	spec.Port = ownPort(t)
 	hd := h.mustStart(t, spec)
 	if err := hd.WaitReady(t.Context(), readyTimeout); err != nil {
 		t.Fatal(err)
@@ -164,4 +168,15 @@ func TestSpawner_CloseDuringBackoffKeepsTheRestart(t *testing.T) {
 	if !n.CancelRestart("w1") {
 		t.Error("CancelRestart: no restart")
 	}
+}
+
+// ownPort is a port free now, outside the spawners' ranges.
+func ownPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,8 +68,11 @@ func TestAgent_PendingRestartOutlivesTheAgent(t *testing.T) {
 
 	a := startBinary(t, logDir, append(args, "--restart-backoff", "3s")...)
 	a.waitLog(t, "serving worker commands")
+	// Ports of their own, not the range's: while w1 waits for its restart
+	// its port is free, and the agents of other tests on this machine
+	// would take the range's lowest free port.
 	var sp commands.SpawnResult
-	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w1","model_id":"m","device":"cpu","restart":"on-failure","max_restarts":2}`, &sp)
+	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w1","model_id":"m","device":"cpu","restart":"on-failure","max_restarts":2,"port":`+strconv.Itoa(freePort(t))+`}`, &sp)
 	syscall.Kill(sp.PID, syscall.SIGKILL)
 	var ex consumer.ExitedEvent
 	json.Unmarshal(ev.next(t, "exited", "w1"), &ex)
@@ -100,7 +104,7 @@ func TestAgent_PendingRestartOutlivesTheAgent(t *testing.T) {
 		t.Errorf("list %v: want w1 as pid %d", got, st.PID)
 	}
 
-	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w2","model_id":"m","device":"cpu","restart":"on-failure"}`, &sp)
+	request(t, nc, "hive."+hive+".worker.spawn", `{"worker_id":"w2","model_id":"m","device":"cpu","restart":"on-failure","port":`+strconv.Itoa(freePort(t))+`}`, &sp)
 	syscall.Kill(sp.PID, syscall.SIGKILL)
 	json.Unmarshal(ev.next(t, "exited", "w2"), &ex)
 	if ex.Restart != 1 || ex.RestartInMS != 60000 {
