@@ -102,10 +102,15 @@ type SpawnResult struct {
 // DeleteResult is the result of a delete.
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
+	// PID is the stopped worker's; absent (0) when no process was left,
+	// i.e. the delete only cancelled a pending restart.
+	PID int `json:"pid,omitempty"`
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
+	// RestartCancelled is true when the worker had failed and was waiting
+	// for its restart, which the delete cancelled.
+	RestartCancelled bool `json:"restart_cancelled,omitempty"`
 }
 
 // Worker is one worker as list and get report it. HiveID is not in the

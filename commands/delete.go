@@ -53,7 +53,9 @@ func requireWorkerID(id string) *Error {
 // DeleteResult is the result of a delete.
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
+	// PID is the stopped worker's; absent when no process was left (the
+	// delete only cancelled a pending restart).
+	PID int `json:"pid,omitempty"`
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`

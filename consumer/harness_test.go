@@ -47,6 +47,9 @@ type agentOpts struct {
 	devices     spawner.DeviceProbe
 	// restartBackoff is the spawner's first restart backoff; 0: its default.
 	restartBackoff time.Duration
+	// logDir, when set, is the agent's log directory (an earlier agent's,
+	// to take over its restart records); default: a fresh one.
+	logDir string
 	// url and natsOpts, when set, are how the agent connects (the client
 	// always connects to s directly).
 	url      string
@@ -76,7 +79,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	if o.url == "" {
 		o.url = s.ClientURL()
 	}
-	a := &agent{hive: o.hive, logDir: t.TempDir()}
+	if o.logDir == "" {
+		o.logDir = t.TempDir()
+	}
+	a := &agent{hive: o.hive, logDir: o.logDir}
 	// Wired as cmd/hive-agent wires them.
 	opts := append([]nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -106,8 +112,9 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	a.sp, err = spawner.New(spawner.Config{
 		HiveID: o.hive, WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
 		Devices: o.devices, Logger: log, RestartBackoff: o.restartBackoff,
-		OnStart: func(w spawner.Worker) { a.cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		OnStart:          func(w spawner.Worker) { a.cons.WorkerStarted(w) },
+		OnExit:           func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		OnPendingRestart: func(p spawner.PendingRestart) { a.cons.RestartPending(p) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +146,7 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 			testenv.Stop(o.hive) // workers a failed test left behind
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			a.sp.Close()
 			if err := a.cons.Close(ctx); err != nil {
 				t.Errorf("close consumer: %v", err)
 			}

@@ -217,6 +217,9 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 	case AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case commands.DeleteResult:
+		if v.PID == 0 { // only a pending restart was cancelled
+			return fmt.Sprintf("Worker %s was waiting to be restarted; the restart is cancelled and no process was left to stop.", v.WorkerID), v.WorkerID, 0
+		}
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
 	case commands.ListResult:
 		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0

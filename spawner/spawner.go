@@ -44,6 +44,10 @@ type Config struct {
 	// left behind was stopped; and likewise for every worker Adopt took on
 	// (with Exit.Adopted set).
 	OnExit func(Worker, Exit)
+	// OnPendingRestart, when set, is called by Adopt for each restart an
+	// earlier agent of this hive announced but did not start (it was
+	// stopped or killed during the backoff): resumed, or abandoned and why.
+	OnPendingRestart func(PendingRestart)
 	// RestartBackoff is the wait before a failed worker's first restart;
 	// it doubles with each attempt up to MaxRestartBackoff. Default 1 s.
 	RestartBackoff time.Duration
@@ -126,6 +130,8 @@ type Spawner struct {
 	watched map[int]watched
 	// restarts holds the pending restarts by worker id.
 	restarts map[string]*pendingRestart
+	// closed: Close was called; restarts are left to the next agent.
+	closed bool
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
@@ -260,6 +266,10 @@ type Exit struct {
 	// (the worker's restart policy asked for it), or 0 when none does.
 	Restart   int
 	RestartIn time.Duration
+	// SpawnFailed is true when the worker exited while its spawn still
+	// waited for it (WaitAlive, WaitReady), which so failed: such a worker
+	// is not restarted, whatever its policy.
+	SpawnFailed bool
 }
 
 func (e Exit) String() string {
@@ -278,6 +288,9 @@ type Handle struct {
 	spec Spec
 	done chan struct{}
 	exit Exit
+	// hold is the spawn's claim on the restart policy while it waits
+	// (see restart.go).
+	hold restartHold
 }
 
 // Done is closed once the worker exited and was reaped.

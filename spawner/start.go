@@ -189,6 +189,9 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
+	// Before anything is reported: a spawn's wait that has not yet
+	// succeeded now reports the exit, and the worker is not restarted.
+	h.exit.SpawnFailed = h.hold.exited()
 	attempt, delay, restart := 0, time.Duration(0), false
 	if !s.exited(h.PID) {
 		h.exit.Leftovers = s.stopLeftovers(h.Worker, cgroup)

@@ -100,6 +100,10 @@ const (
 	EventExited  = "exited"
 	// EventStopping is published before a delete's first signal.
 	EventStopping = "stopping"
+	// EventRestartResumed and EventRestartAbandoned say what an agent did
+	// with a restart an earlier agent announced but did not start.
+	EventRestartResumed   = "restart_resumed"
+	EventRestartAbandoned = "restart_abandoned"
 )
 
 // WorkerEvent is hive.<hive>.events.worker.<event>.

@@ -120,8 +120,15 @@ func (s *stopCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return o.json(r)
 	}
 	res := r.Result
-	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
-		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "job", r.JobID)
+	pid, stopped, cancelled := "", "", ""
+	if res.PID != 0 { // absent when only a pending restart was cancelled
+		pid, stopped = strconv.Itoa(res.PID), (time.Duration(res.StoppedMS) * time.Millisecond).String()
+	}
+	if res.RestartCancelled {
+		cancelled = "yes (it had failed and was waiting to be restarted)"
+	}
+	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", pid, "signal", res.Signal,
+		"stopped in", stopped, "restart cancelled", cancelled, "job", r.JobID)
 }
 
 // narrator prints a job's narration and remembers its job id, so that an

@@ -37,6 +37,8 @@ type runCmd struct {
 	Catalog       string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
+	RestartBackoff string `name:"restart-backoff" env:"HIVE_RESTART_BACKOFF" default:"1s" help:"Wait before a failed worker's first restart under restart: on-failure; it doubles with each restart up to 60s."`
+
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
 	JetStreamCreate bool   `name:"jetstream-create" env:"HIVE_JETSTREAM_CREATE" default:"true" negatable:"" help:"Create the streams and the intake consumer when missing (--no-jetstream-create for accounts that may not)."`
 	JetStreamDir    string `name:"jetstream-dir" env:"HIVE_JETSTREAM_DIR" default:"${jetstream_dir}" help:"Where the embedded NATS server stores JetStream data (only without --nats-url)."`
@@ -76,6 +78,8 @@ type Config struct {
 	JetStreamDir  string
 	JobsMaxAge    time.Duration
 	IntakeAckWait time.Duration
+	// RestartBackoff is the spawner's first restart backoff.
+	RestartBackoff time.Duration
 }
 
 // config checks every setting and converts it; it reports every problem
@@ -99,6 +103,7 @@ func (r *runCmd) config() (Config, error) {
 		{"alive-window", "HIVE_ALIVE_WINDOW", r.AliveWindow, &c.AliveWindow},
 		{"ready-timeout", "HIVE_READY_TIMEOUT", r.ReadyTimeout, &c.ReadyTimeout},
 		{"shutdown-wait", "HIVE_SHUTDOWN_WAIT", r.ShutdownWait, &c.ShutdownWait},
+		{"restart-backoff", "HIVE_RESTART_BACKOFF", r.RestartBackoff, &c.RestartBackoff},
 		{"jobs-max-age", "HIVE_JOBS_MAX_AGE", r.JobsMaxAge, &c.JobsMaxAge},
 		{"intake-ack-wait", "HIVE_INTAKE_ACK_WAIT", r.IntakeAckWait, &c.IntakeAckWait},
 	} {

@@ -200,8 +200,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	sp, err := spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
 		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
-		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
+		RestartBackoff:   cfg.RestartBackoff,
+		OnStart:          func(w spawner.Worker) { cons.WorkerStarted(w) },
+		OnExit:           func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
+		OnPendingRestart: func(p spawner.PendingRestart) { cons.RestartPending(p) },
 	})
 	if err != nil {
 		nc.Close()
@@ -305,6 +307,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
+	// Restarts whose backoff is running are left to the next agent (their
+	// records stay): they are the workers' policy, not this process's.
+	sp.Close()
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
 	if derr := nc.Drain(); derr != nil {
 		nc.Close()
