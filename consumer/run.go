@@ -38,6 +38,9 @@ type outcome struct {
 // narration, result and reply.
 func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 	o := c.execute(kind, in, refuse)
+	// Counted before anything is published: a caller that reads the stats
+	// right after its reply must find its command in them.
+	c.record(o)
 	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
 		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
 			c.log.Warn("publish result", "subject", subj, "err", perr)
@@ -54,7 +57,6 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 			c.log.Warn("reply", "kind", kind, "job_id", o.env.JobID, "err", err)
 		}
 	}
-	c.record(o)
 }
 
 // execute decodes and runs one command (or reports refuse, when set),
