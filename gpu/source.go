@@ -30,6 +30,9 @@ type Snapshot struct {
 	Err error
 	// At is when the round started.
 	At time.Time
+	// From names what listed the GPUs: "nvidia-smi --query-gpu" or
+	// "nvidia-smi -L" (no memory figures), with the command as configured.
+	From string
 }
 
 // AppsOn returns the compute processes on the GPU with this uuid.
@@ -162,12 +165,14 @@ func (s *Source) query(ctx context.Context) Snapshot {
 	out, err := run(ctx, bin, QueryGPUArgs, s.cfg.Timeout)
 	if err == nil {
 		snap.GPUs, err = ParseGPUs(out)
+		snap.From = s.cfg.Command + " --query-gpu"
 	}
 	// A driver without the query (or a fake that knows only -L) still
 	// lists its GPUs; a timeout is not retried.
 	if err != nil && !errors.Is(err, ErrTimeout) {
 		if l, lerr := run(ctx, bin, ListArgs, s.cfg.Timeout); lerr == nil {
 			snap.GPUs, err = ParseList(l), nil
+			snap.From = s.cfg.Command + " -L"
 		}
 	}
 	snap.Err = err

@@ -18,13 +18,13 @@ func Visible(gpus []GPU, value string, set bool) []GPU {
 		return gpus
 	}
 	var out []GPU
-	seen := map[string]bool{}
+	seen := map[int]bool{}
 	for _, e := range strings.Split(value, ",") {
 		g, ok := lookup(gpus, strings.TrimSpace(e))
-		if !ok || seen[g.UUID] {
+		if !ok || seen[g.Index] {
 			break
 		}
-		seen[g.UUID] = true
+		seen[g.Index] = true
 		out = append(out, g)
 	}
 	return out

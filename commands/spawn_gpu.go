@@ -1,0 +1,294 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rbee/hive-agent/gpu"
+	"github.com/rbee/hive-agent/spawner"
+)
+
+// Defaults of a GPUPolicy.
+const (
+	DefaultVRAMSettle         = 60 * time.Second
+	DefaultVRAMReleaseTimeout = 15 * time.Second
+)
+
+// GPUConfig configures a GPUPolicy.
+type GPUConfig struct {
+	// Source is the agent's nvidia-smi source (bounded, cached).
+	Source *gpu.Source
+	// Resolve maps a CUDA device to its GPU, honouring the agent's
+	// CUDA_VISIBLE_DEVICES (spawner.DeviceProbe.GPU); Visible lists the
+	// GPUs spawns may name, in cuda:N order.
+	Resolve func(spawner.Device) (gpu.GPU, error)
+	Visible func() ([]gpu.GPU, error)
+	// PIDs lists a running worker's processes (its group or cgroup).
+	PIDs func(spawner.Worker) []int
+	// Settle is how long what a spawn asked for counts against the GPU's
+	// free memory while its worker does not use it yet (--vram-settle).
+	Settle time.Duration
+	// ReleaseTimeout bounds the check, after a GPU worker ends, that its
+	// processes left the GPU (--vram-release-timeout).
+	ReleaseTimeout time.Duration
+	// Poll is how often the release check and the taint re-check ask
+	// nvidia-smi; default 250ms and 2s.
+	Poll, Recheck time.Duration
+	// OnReleased and OnTainted publish the events; they may be nil.
+	OnReleased func(GPUReleased)
+	OnTainted  func(GPUTainted)
+	Logger     *slog.Logger
+}
+
+// GPUPolicy is the agent's GPU memory policy: admission of spawns by free
+// memory, the release check after a GPU worker ends, and taint. Safe for
+// concurrent use; a nil *GPUPolicy admits everything and checks nothing.
+type GPUPolicy struct {
+	cfg    GPUConfig
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	reserved map[string]reservation // by worker id
+	tainted  map[string]*taint      // by GPU uuid
+	checks   map[string]*check      // release checks in progress, by worker id and pid
+	pidsSeen map[string][]int       // the last pids of each worker seen on a GPU
+}
+
+// reservation is what an admitted spawn asked of a GPU, counted until its
+// worker uses it or Settle passes.
+type reservation struct {
+	uuid   string
+	askMiB int64
+	at     time.Time
+	w      *spawner.Worker // once started
+}
+
+// NewGPUPolicy returns a policy; Close stops its re-checks.
+func NewGPUPolicy(cfg GPUConfig) *GPUPolicy {
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultVRAMSettle
+	}
+	if cfg.ReleaseTimeout <= 0 {
+		cfg.ReleaseTimeout = DefaultVRAMReleaseTimeout
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &GPUPolicy{cfg: cfg, ctx: ctx, cancel: cancel, reserved: map[string]reservation{},
+		tainted: map[string]*taint{}, checks: map[string]*check{}, pidsSeen: map[string][]int{}}
+}
+
+// Close stops the taint re-checks and waits for them.
+func (p *GPUPolicy) Close() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	p.wg.Wait()
+}
+
+// admit checks a spawn on device d that asks for askMiB of free memory (0:
+// no ask) and reserves it. A tainted GPU refuses every spawn.
+func (p *GPUPolicy) admit(ctx context.Context, workerID string, d spawner.Device, askMiB int64) error {
+	if p == nil || d.Type != spawner.CUDA {
+		return nil
+	}
+	g, err := p.cfg.Resolve(d)
+	if err != nil {
+		return err
+	}
+	var snap gpu.Snapshot
+	if askMiB > 0 {
+		// Outside the lock: a wedged nvidia-smi costs its bound, once.
+		snap, err = p.cfg.Source.Snapshot(ctx)
+		if err != nil {
+			return &Error{Code: CodeInsufficientVRAM, Message: fmt.Sprintf(
+				"%s (%s): the spawn asks for %d MiB free, and the GPU's free memory cannot be read: %v", d.Raw, g.UUID, askMiB, err)}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.tainted[g.UUID]; t != nil {
+		return &Error{Code: CodeDeviceUnavailable, Message: fmt.Sprintf(
+			"%s (%s) is tainted: pid(s) %v of worker %s, which ended, still hold %d MiB on it; spawns are refused until they are gone",
+			d.Raw, g.UUID, t.pids, t.workerID, t.usedMiB)}
+	}
+	if askMiB <= 0 {
+		return nil
+	}
+	i := slices.IndexFunc(snap.GPUs, func(x gpu.GPU) bool { return x.UUID == g.UUID })
+	if i < 0 || !snap.GPUs[i].HasMemory() {
+		return &Error{Code: CodeInsufficientVRAM, Message: fmt.Sprintf(
+			"%s (%s): the spawn asks for %d MiB free, and nvidia-smi reports no memory for this GPU", d.Raw, g.UUID, askMiB)}
+	}
+	free := snap.GPUs[i].MemoryFreeMiB
+	pending := p.pendingLocked(g.UUID, snap)
+	if free-pending < askMiB {
+		msg := fmt.Sprintf("%s (%s, %s) has %d MiB free", d.Raw, g.UUID, g.Name, free)
+		if pending > 0 {
+			msg += fmt.Sprintf(", of which %d MiB are promised to workers started in the last %s that do not use it yet", pending, p.cfg.Settle)
+		}
+		return &Error{Code: CodeInsufficientVRAM, Message: msg + fmt.Sprintf("; the spawn asks for %d MiB", askMiB)}
+	}
+	p.reserved[workerID] = reservation{uuid: g.UUID, askMiB: askMiB, at: time.Now()}
+	return nil
+}
+
+// pendingLocked is what admitted spawns on the GPU asked for in the last
+// Settle and their workers do not use yet.
+func (p *GPUPolicy) pendingLocked(uuid string, snap gpu.Snapshot) int64 {
+	var sum int64
+	for id, r := range p.reserved {
+		if time.Since(r.at) > p.cfg.Settle {
+			delete(p.reserved, id)
+			continue
+		}
+		if r.uuid != uuid {
+			continue
+		}
+		used := int64(0)
+		if r.w != nil {
+			used = usedBy(snap.AppsOn(uuid), p.cfg.PIDs(*r.w))
+		}
+		sum += max(0, r.askMiB-used)
+	}
+	return sum
+}
+
+// started ties a reservation to the worker that was started for it.
+func (p *GPUPolicy) started(w spawner.Worker) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.reserved[w.WorkerID]; ok {
+		r.w = &w
+		p.reserved[w.WorkerID] = r
+	}
+}
+
+// abandon drops the reservation of a spawn that started nothing.
+func (p *GPUPolicy) abandon(workerID string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.reserved[workerID]; ok && r.w == nil {
+		delete(p.reserved, workerID)
+	}
+}
+
+func usedBy(apps []gpu.App, pids []int) int64 {
+	var sum int64
+	for _, a := range apps {
+		if slices.Contains(pids, a.PID) {
+			sum += a.UsedMiB
+		}
+	}
+	return sum
+}
+
+// GPUInfo is one GPU as the metadata, the stats and `hive-agent hives`
+// show it. Index is the N of cuda:N, which a spawn names (the host index
+// unless the agent's CUDA_VISIBLE_DEVICES reorders or hides GPUs).
+type GPUInfo struct {
+	Device         string `json:"device"`
+	Index          int    `json:"index"`
+	UUID           string `json:"uuid"`
+	Name           string `json:"name"`
+	MemoryTotalMiB int64  `json:"memory_total_mib"`
+	MemoryUsedMiB  int64  `json:"memory_used_mib"`
+	MemoryFreeMiB  int64  `json:"memory_free_mib"`
+	Tainted        bool   `json:"tainted"`
+	TaintedPIDs    []int  `json:"tainted_pids,omitempty"`
+}
+
+// GPUs lists the GPUs spawns may name, with their memory and taint.
+func (p *GPUPolicy) GPUs() ([]GPUInfo, error) {
+	if p == nil {
+		return nil, nil
+	}
+	vis, err := p.cfg.Visible()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]GPUInfo, 0, len(vis))
+	for i, g := range vis {
+		info := GPUInfo{Device: "cuda:" + strconv.Itoa(i), Index: i, UUID: g.UUID, Name: g.Name,
+			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, MemoryFreeMiB: g.MemoryFreeMiB}
+		if t := p.tainted[g.UUID]; t != nil {
+			info.Tainted, info.TaintedPIDs = true, slices.Clone(t.pids)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Tainted counts the tainted GPUs.
+func (p *GPUPolicy) Tainted() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.tainted)
+}
+
+// usage is the GPU memory of each worker on a GPU, by worker id: the sum
+// over its processes listed by --query-compute-apps. One cached
+// nvidia-smi answer serves the whole list; nil when it cannot be read.
+func (p *GPUPolicy) usage(ctx context.Context, ws []spawner.Worker) map[string]int64 {
+	if p == nil {
+		return nil
+	}
+	var gws []spawner.Worker
+	for _, w := range ws {
+		if d, err := spawner.ParseDevice(w.Device); err == nil && d.Type == spawner.CUDA {
+			gws = append(gws, w)
+		}
+	}
+	if len(gws) == 0 {
+		return nil
+	}
+	snap, err := p.cfg.Source.Snapshot(ctx)
+	if err != nil || snap.AppsErr != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range gws {
+		pids := p.cfg.PIDs(w)
+		var used int64
+		var on []int
+		for _, a := range snap.Apps {
+			if slices.Contains(pids, a.PID) {
+				used += a.UsedMiB
+				on = append(on, a.PID)
+			}
+		}
+		out[w.WorkerID] = used
+		if len(on) > 0 {
+			p.pidsSeen[w.WorkerID] = union(p.pidsSeen[w.WorkerID], on)
+		}
+	}
+	return out
+}
