@@ -81,7 +81,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	case decodeErr != nil:
 		err = decodeErr
 	default:
-		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults, Catalog: c.cfg.Catalog})
+		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults, Catalog: c.cfg.Catalog, GPU: c.cfg.GPU})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}

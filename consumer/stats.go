@@ -41,6 +41,8 @@ type StatsData struct {
 	// Republished counts results and replies published again after a
 	// reconnect, across endpoints.
 	Republished uint64 `json:"republished"`
+	// GPUs are the agent's GPUs now (memory, taint); see gpu.go.
+	GPUs []commands.GPUInfo `json:"gpus,omitempty"`
 }
 
 func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) StatsData {
