@@ -59,6 +59,7 @@ type GPUPolicy struct {
 	tainted  map[string]*taint      // by GPU uuid
 	checks   map[string]*check      // release checks in progress, by worker id and pid
 	pidsSeen map[string][]int       // the last pids of each worker seen on a GPU
+	usedSeen map[string]int64       // and the memory they held then
 }
 
 // reservation is what an admitted spawn asked of a GPU, counted until its
@@ -89,7 +90,7 @@ func NewGPUPolicy(cfg GPUConfig) *GPUPolicy {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &GPUPolicy{cfg: cfg, ctx: ctx, cancel: cancel, reserved: map[string]reservation{},
-		tainted: map[string]*taint{}, checks: map[string]*check{}, pidsSeen: map[string][]int{}}
+		tainted: map[string]*taint{}, checks: map[string]*check{}, pidsSeen: map[string][]int{}, usedSeen: map[string]int64{}}
 }
 
 // Close stops the taint re-checks and waits for them.
@@ -286,9 +287,16 @@ func (p *GPUPolicy) usage(ctx context.Context, ws []spawner.Worker) map[string]i
 			}
 		}
 		out[w.WorkerID] = used
-		if len(on) > 0 {
-			p.pidsSeen[w.WorkerID] = union(p.pidsSeen[w.WorkerID], on)
-		}
+		p.seenLocked(w.WorkerID, on, used)
 	}
 	return out
+}
+
+// seenLocked records a worker's processes seen on a GPU and what they
+// held, for the release check after it ends.
+func (p *GPUPolicy) seenLocked(workerID string, pids []int, used int64) {
+	if len(pids) > 0 {
+		p.pidsSeen[workerID] = union(p.pidsSeen[workerID], pids)
+		p.usedSeen[workerID] = used
+	}
 }

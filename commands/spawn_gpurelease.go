@@ -50,9 +50,10 @@ type taint struct {
 }
 
 type check struct {
-	done chan struct{}
-	pids []int
-	res  GPURelease
+	done    chan struct{}
+	pids    []int
+	seenMiB int64 // what the worker's processes held when last seen
+	res     GPURelease
 }
 
 // ReleaseCheck waits, bounded by the release timeout, until none of the
@@ -81,13 +82,14 @@ func (p *GPUPolicy) ReleaseCheck(ctx context.Context, w spawner.Worker, pids []i
 			return GPURelease{Checked: true}
 		}
 	}
-	c := &check{done: make(chan struct{}), pids: union(union(pids, []int{w.PID}), p.pidsSeen[w.WorkerID])}
+	c := &check{done: make(chan struct{}), pids: union(union(pids, []int{w.PID}), p.pidsSeen[w.WorkerID]), seenMiB: p.usedSeen[w.WorkerID]}
 	p.checks[key] = c
 	p.mu.Unlock()
 	c.res = p.release(ctx, w, d, c)
 	p.mu.Lock()
 	delete(p.checks, key)
 	delete(p.pidsSeen, w.WorkerID)
+	delete(p.usedSeen, w.WorkerID)
 	p.mu.Unlock()
 	close(c.done)
 	return c.res
@@ -100,9 +102,10 @@ func (p *GPUPolicy) release(ctx context.Context, w spawner.Worker, d spawner.Dev
 		return GPURelease{}
 	}
 	start := time.Now()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReleaseTimeout)
 	defer cancel()
-	var held int64
+	held := c.seenMiB
 	var left []int
 	for {
 		snap, err := p.cfg.Source.Fresh(ctx)
@@ -120,6 +123,11 @@ func (p *GPUPolicy) release(ctx context.Context, w spawner.Worker, d spawner.Dev
 		select {
 		case <-ctx.Done():
 			ms := time.Since(start).Milliseconds()
+			if parent.Err() != nil {
+				// The agent is stopping (or the delete's caller gave
+				// up): nothing was decided.
+				return GPURelease{Checked: true, MS: ms}
+			}
 			p.taint(g, w, left, held, start)
 			return GPURelease{Checked: true, MS: ms}
 		case <-time.After(p.cfg.Poll):
@@ -221,5 +229,27 @@ func (p *GPUPolicy) pidsOf(w spawner.Worker) []int {
 	if d, err := spawner.ParseDevice(w.Device); err != nil || d.Type != spawner.CUDA {
 		return nil
 	}
-	return p.cfg.PIDs(w)
+	pids := p.cfg.PIDs(w)
+	// What they hold, from the last answer nvidia-smi gave (no new run:
+	// this is on the way to the first signal).
+	var on []int
+	var used int64
+	for _, a := range p.cfg.Source.Last().Apps {
+		if slices.Contains(pids, a.PID) {
+			on, used = append(on, a.PID), used+a.UsedMiB
+		}
+	}
+	p.mu.Lock()
+	p.seenLocked(w.WorkerID, on, used)
+	p.mu.Unlock()
+	return pids
+}
+
+// ReleaseCheckAsync runs ReleaseCheck in the background (for exits that
+// no delete waits on); Close cancels and waits for it.
+func (p *GPUPolicy) ReleaseCheckAsync(w spawner.Worker) {
+	if p == nil {
+		return
+	}
+	p.wg.Go(func() { p.ReleaseCheck(p.ctx, w, nil) })
 }

@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"context"
 	"encoding/json"
 
 	"github.com/rbee/hive-agent/commands"
@@ -51,7 +50,7 @@ func (c *Consumer) checkGPURelease(w spawner.Worker) {
 	if c.cfg.GPU == nil {
 		return
 	}
-	go c.cfg.GPU.ReleaseCheck(context.Background(), w, nil)
+	c.cfg.GPU.ReleaseCheckAsync(w)
 }
 
 // gpuStats are the GPUs for the stats: the cached figures, never a wait

@@ -50,6 +50,10 @@ type State struct {
 	Apps []App `json:"apps"`
 	// Hang makes every call hang (HangSleep, HangChild); "" answers.
 	Hang string `json:"hang,omitempty"`
+	// ReapDead leaves out apps whose process is gone, as the driver does
+	// once it freed their memory; without it a dead pid stays listed (a
+	// driver that has not let go).
+	ReapDead bool `json:"reap_dead,omitempty"`
 }
 
 // Fake is an installed fake nvidia-smi.

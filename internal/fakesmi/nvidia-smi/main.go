@@ -29,9 +29,10 @@ type app struct {
 }
 
 type state struct {
-	GPUs []gpu  `json:"gpus"`
-	Apps []app  `json:"apps"`
-	Hang string `json:"hang"`
+	GPUs     []gpu  `json:"gpus"`
+	Apps     []app  `json:"apps"`
+	Hang     string `json:"hang"`
+	ReapDead bool   `json:"reap_dead"`
 }
 
 func main() {
@@ -59,6 +60,17 @@ func main() {
 		time.Sleep(time.Hour)
 	case "sleep":
 		time.Sleep(time.Hour)
+	}
+	if st.ReapDead {
+		var live []app
+		for _, a := range st.Apps {
+			// Signal 0 to a zombie succeeds; its stat says Z.
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.PID))
+			if syscall.Kill(a.PID, 0) == nil && err == nil && !strings.Contains(string(b), ") Z ") {
+				live = append(live, a)
+			}
+		}
+		st.Apps = live
 	}
 	args := strings.Join(os.Args[1:], " ")
 	switch {
