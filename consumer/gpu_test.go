@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/gpu"
@@ -292,4 +294,48 @@ func TestGPU_HungNvidiaSMIAnswersWithinBound(t *testing.T) {
 	a.stillServes(t)
 	a.spawnGPU(t, "c1", "cpu", "")
 	a.must(t, "delete", `{"worker_id":"c1"}`, nil)
+}
+
+// Issue 14 item 5, second half: an out-of-range cuda:N of a type that pins
+// its GPU (a catalog file type) is device_unavailable, not bad_request.
+func TestGPU_OutOfRangePinnedTypeIsDeviceUnavailable(t *testing.T) {
+	gs := recordedGPUs(t, 2)
+	f := fakesmi.Install(t, fakesmi.State{GPUs: gs})
+	t.Setenv("CUDA_VISIBLE_DEVICES", "0")
+	probe := spawner.DeviceProbe{NvidiaSMI: filepath.Join(f.Dir, "nvidia-smi"), NvidiaProcDir: filepath.Join(t.TempDir(), "none")}
+	a := startAgent(t, testenv.NATS(t), withCatalog(t, probe))
+	for _, dev := range []string{"cuda:1", "cuda:7", gs[1].UUID} {
+		r := a.req(t, "spawn", `{"model_id":"test/m","device":"`+dev+`","worker_type":"tw"}`)
+		wantError(t, r, commands.CodeDeviceUnavailable, "")
+		a.stillServes(t)
+	}
+}
+
+// A catalog type's vram_mib is the spawn's ask unless min_free_vram_mib
+// says otherwise.
+func TestGPU_CatalogVRAMAndSpawnOverride(t *testing.T) {
+	gs := recordedGPUs(t, 1)
+	gs[0].MemoryUsedMiB = 81559 - 10000 // 10000 MiB free
+	f := fakesmi.Install(t, fakesmi.State{GPUs: gs, ReapDead: true})
+	cat, err := catalog.Parse("vram.yaml", []byte(fmt.Sprintf(`
+worker_types:
+  big:
+    binary: %s
+    devices: [cuda]
+    args: [--model, "{model_id}", --worker-id, "{worker_id}", --device, "{device}", --port, "{port}", --queen-url, "{queen_url}"]
+    vram_mib: 40000
+`, filepath.Join(workerDir, "cuda-llm-worker-rbee"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, testenv.NATS(t), withFakeGPU(t, f, gpuOpts{}), func(o *agentOpts) {
+		o.config = func(_ *nats.Conn, c *consumer.Config) { c.Catalog = cat }
+	})
+	r := a.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","worker_type":"big"}`)
+	wantError(t, r, commands.CodeInsufficientVRAM, "")
+	if !strings.Contains(r.Error.Message, "asks for 40000 MiB") {
+		t.Errorf("message %q does not name the type's vram_mib", r.Error.Message)
+	}
+	a.spawnGPU(t, "w1", "cuda:0", `,"worker_type":"big","min_free_vram_mib":5000`)
+	a.must(t, "delete", `{"worker_id":"w1"}`, nil)
 }
