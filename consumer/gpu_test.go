@@ -140,6 +140,7 @@ func TestGPU_AdmissionByFreeMemory(t *testing.T) {
 
 	r := a.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","worker_id":"big","min_free_vram_mib":20000}`)
 	wantError(t, r, commands.CodeInsufficientVRAM, "")
+	t.Logf("refused: %s", r.raw)
 	for _, s := range []string{"cuda:0", gs[0].UUID, "10000 MiB free", "asks for 20000 MiB"} {
 		if !strings.Contains(r.Error.Message, s) {
 			t.Errorf("message %q lacks %q", r.Error.Message, s)
@@ -170,6 +171,7 @@ func TestGPU_BackToBackSpawnsCannotShareFreeMemory(t *testing.T) {
 	pidA := a.spawnGPU(t, "a", "cuda:0", `,"min_free_vram_mib":20000`)
 	r := a.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","worker_id":"b","min_free_vram_mib":20000}`)
 	wantError(t, r, commands.CodeInsufficientVRAM, "")
+	t.Logf("second spawn: %s", r.Error.Message)
 	if !strings.Contains(r.Error.Message, "20000 MiB are promised") {
 		t.Errorf("message %q does not say what is promised", r.Error.Message)
 	}
@@ -196,11 +198,12 @@ func TestGPU_DeleteReleases(t *testing.T) {
 	f.Write(t, fakesmi.State{GPUs: gs, ReapDead: true, Apps: []fakesmi.App{{PID: pid, GPUUUID: gs[0].UUID, UsedMiB: 30210}}})
 	a.listed(t, "w1", 30210)
 	var del commands.DeleteResult
-	a.must(t, "delete", `{"worker_id":"w1"}`, &del)
+	a.lastRaw = string(a.must(t, "delete", `{"worker_id":"w1"}`, &del).Result)
 	if del.GPUReleased == nil || !*del.GPUReleased || del.GPUReleaseMS == nil {
 		t.Fatalf("delete result: gpu_released %v, gpu_release_ms %v; want true and a time", del.GPUReleased, del.GPUReleaseMS)
 	}
 	msgs := events.waitFor(t, "gpu.released", events.count(1))
+	t.Logf("delete result: %s\nevent: %s", a.lastRaw, msgs[0])
 	var ev commands.GPUReleased
 	if err := json.Unmarshal(msgs[0], &ev); err != nil {
 		t.Fatal(err)
@@ -233,6 +236,7 @@ func TestGPU_TaintedAfterDeleteThenRecovers(t *testing.T) {
 		t.Fatalf("delete result %s: want gpu_released false", r.Result)
 	}
 	msgs := events.waitFor(t, "gpu.tainted", events.count(1))
+	t.Logf("delete result: %s\nevent: %s", r.Result, msgs[0])
 	var ev commands.GPUTainted
 	if err := json.Unmarshal(msgs[0], &ev); err != nil {
 		t.Fatal(err)
@@ -242,6 +246,7 @@ func TestGPU_TaintedAfterDeleteThenRecovers(t *testing.T) {
 	}
 	r = a.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","worker_id":"w2"}`)
 	wantError(t, r, commands.CodeDeviceUnavailable, "")
+	t.Logf("spawn on the tainted GPU: %s", r.Error.Message)
 	if !strings.Contains(r.Error.Message, "tainted") || !strings.Contains(r.Error.Message, fmt.Sprint(pid)) {
 		t.Errorf("message %q does not say tainted by pid %d", r.Error.Message, pid)
 	}
@@ -250,6 +255,7 @@ func TestGPU_TaintedAfterDeleteThenRecovers(t *testing.T) {
 	f.Write(t, fakesmi.State{GPUs: gs})
 	msgs = events.waitFor(t, "gpu.released", events.count(2))
 	var rel commands.GPUReleased
+	t.Logf("recovered: %s", msgs[1])
 	if err := json.Unmarshal(msgs[1], &rel); err != nil || rel.WorkerID != "w1" || rel.FreedMiB != 30210 {
 		t.Errorf("released event %s: %v", msgs[1], err)
 	}
@@ -285,6 +291,7 @@ func TestGPU_HungNvidiaSMIAnswersWithinBound(t *testing.T) {
 	// life (an hour).
 	r := a.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","min_free_vram_mib":1000}`)
 	wantError(t, r, commands.CodeDeviceUnavailable, "")
+	t.Logf("hung nvidia-smi: %s", r.Error.Message)
 	if !strings.Contains(r.Error.Message, "did not answer") {
 		t.Errorf("message %q does not say nvidia-smi did not answer", r.Error.Message)
 	}

@@ -33,6 +33,8 @@ type agent struct {
 	cons   *consumer.Consumer
 	sp     *spawner.Spawner
 	logDir string
+	// lastRaw is free for a test to keep a raw reply in.
+	lastRaw string
 	// close stops the agent (once); it runs when the test ends, or earlier
 	// when a test must stop it before servers it started later go.
 	close func()

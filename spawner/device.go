@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -221,7 +222,11 @@ func (p DeviceProbe) hostGPUs() ([]gpu.GPU, string, error) {
 	}
 	entries, dirErr := os.ReadDir(dir)
 	if dirErr != nil {
-		return nil, "", fmt.Errorf("no NVIDIA driver found (nvidia-smi: %v; %s: %v)", smiErr, dir, dirErr)
+		what := "no NVIDIA driver found"
+		if !errors.Is(smiErr, gpu.ErrNoNvidiaSMI) {
+			what = "cannot list the NVIDIA GPUs"
+		}
+		return nil, "", fmt.Errorf("%s (nvidia-smi: %v; %s: %v)", what, smiErr, dir, dirErr)
 	}
 	var gs []gpu.GPU
 	for i, e := range entries {

@@ -124,8 +124,16 @@ func (s *stopCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return o.json(r)
 	}
 	res := r.Result
-	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
-		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "job", r.JobID)
+	fields := []string{"worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
+		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String()}
+	if res.GPUReleased != nil && res.GPUReleaseMS != nil {
+		rel := "no: tainted, processes still hold memory after " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		if *res.GPUReleased {
+			rel = "yes, in " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		}
+		fields = append(fields, "gpu released", rel)
+	}
+	return o.fields(append(fields, "job", r.JobID)...)
 }
 
 // narrator prints a job's narration and remembers its job id, so that an

@@ -91,7 +91,7 @@ func TestAgent_GPUFiguresFromFakeNvidiaSMI(t *testing.T) {
 	}
 	wantOut([]string{"hives", "--gpus"}, hive, "cuda:0", gs[0].UUID, "81559 MiB", "30210 MiB", strconv.Itoa(81559-30210)+" MiB", "no")
 	wantOut([]string{"ls", "-H", hive}, "GPU MEMORY", "30 GiB")
-	wantOut([]string{"stop", "w1", "-H", hive})
+	wantOut([]string{"stop", "w1", "-H", hive}, "gpu released: yes, in")
 }
 
 // Issue 14 item 13: an nvidia-smi that hangs with a child holding its
