@@ -23,7 +23,7 @@ type GPUConfig struct {
 	Tainted func() int
 }
 
-// gpuRelease is created by RegisterGPU.
+// releaseBuckets are the release histogram's buckets, in seconds.
 var releaseBuckets = []float64{.05, .1, .25, .5, 1, 2, 3, 5, 10, 15, 30, 60}
 
 // RegisterGPU adds the GPU metrics: memory per GPU, the tainted gauge and
