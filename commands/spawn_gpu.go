@@ -273,11 +273,16 @@ func (p *GPUPolicy) usage(ctx context.Context, ws []spawner.Worker) map[string]i
 	if err != nil || snap.AppsErr != nil {
 		return nil
 	}
+	// The process table is read before the lock: admission waits on it.
+	pidsOf := make([][]int, len(gws))
+	for i, w := range gws {
+		pidsOf[i] = p.cfg.PIDs(w)
+	}
 	out := map[string]int64{}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, w := range gws {
-		pids := p.cfg.PIDs(w)
+	for i, w := range gws {
+		pids := pidsOf[i]
 		var used int64
 		var on []int
 		for _, a := range snap.Apps {

@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"sync"
 	"time"
@@ -161,7 +162,7 @@ func (s *Source) query(ctx context.Context) Snapshot {
 	snap := Snapshot{At: time.Now()}
 	bin, err := exec.LookPath(s.cfg.Command)
 	if err != nil {
-		snap.Err = errors.Join(ErrNoNvidiaSMI, err)
+		snap.Err = fmt.Errorf("%w: %v", ErrNoNvidiaSMI, err)
 		return snap
 	}
 	var wg sync.WaitGroup
