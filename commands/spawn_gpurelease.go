@@ -107,9 +107,11 @@ func (p *GPUPolicy) release(ctx context.Context, w spawner.Worker, d spawner.Dev
 	defer cancel()
 	held := c.seenMiB
 	var left []int
+	answered := false
 	for {
 		snap, err := p.cfg.Source.Fresh(ctx)
 		if err == nil && snap.AppsErr == nil {
+			answered = true
 			p.mu.Lock()
 			pids := slices.Clone(c.pids)
 			p.mu.Unlock()
@@ -127,6 +129,12 @@ func (p *GPUPolicy) release(ctx context.Context, w spawner.Worker, d spawner.Dev
 				// The agent is stopping (or the delete's caller gave
 				// up): nothing was decided.
 				return GPURelease{Checked: true, MS: ms}
+			}
+			if !answered {
+				// No process list at all (nvidia-smi broken or hung):
+				// nothing to taint the GPU with.
+				p.cfg.Logger.Warn("GPU release check: nvidia-smi never listed the compute processes", "worker_id", w.WorkerID, "device", w.Device, "ms", ms)
+				return GPURelease{}
 			}
 			p.taint(g, w, left, held, start)
 			return GPURelease{Checked: true, MS: ms}
