@@ -56,9 +56,10 @@ func TestSortWorkers(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
+	vram := int64(30210)
 	ws := []client.Worker{
 		{HiveID: "gpu-box", WorkerID: "w2", PID: 4242, Port: 9100, Device: "cuda:0", ModelID: "meta-llama/Llama-3-8b",
-			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30},
+			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30, GPUMemoryMiB: &vram},
 		{HiveID: "gpu-box", WorkerID: "w10", PID: 77, Port: 9101, Device: "cpu", ModelID: "m", UptimeMS: 4500, RSSBytes: 12 << 20},
 	}
 	var b bytes.Buffer
@@ -66,9 +67,9 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "" +
-		"HIVE     WORKER  PID   PORT  DEVICE  MODEL                  UPTIME  MEMORY\n" +
-		"gpu-box  w2      4242  9100  cuda:0  meta-llama/Llama-3-8b  2h05m   3.0 GiB\n" +
-		"gpu-box  w10     77    9101  cpu     m                      4s      12 MiB\n"
+		"HIVE     WORKER  PID   PORT  DEVICE  MODEL                  UPTIME  MEMORY   GPU MEMORY\n" +
+		"gpu-box  w2      4242  9100  cuda:0  meta-llama/Llama-3-8b  2h05m   3.0 GiB  30 GiB\n" +
+		"gpu-box  w10     77    9101  cpu     m                      4s      12 MiB   -\n"
 	if b.String() != want {
 		t.Errorf("table:\n got:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -29,6 +29,10 @@ type HiveInfo struct {
 	// agent does not publish them.
 	Host    string   `json:"host,omitempty"`
 	Devices []string `json:"devices,omitempty"`
+	// GPUs are the agent's GPUs: from its stats (live) when it answers
+	// them, else from its metadata (as at its start); none from agents
+	// before GPU memory was reported.
+	GPUs []GPU `json:"gpus,omitempty"`
 	// The rest is filled by Hives only.
 	//
 	// Workers is the number of workers the hive listed; -1 when unknown.
@@ -123,6 +127,9 @@ func hiveOf(info micro.Info) HiveInfo {
 		if d = strings.TrimSpace(d); d != "" {
 			h.Devices = append(h.Devices, d)
 		}
+	}
+	if s := info.Metadata["gpus"]; s != "" {
+		_ = json.Unmarshal([]byte(s), &h.GPUs) // an undecodable list shows none
 	}
 	return h
 }
@@ -221,8 +228,9 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 
 // statsData is the agent's own data in each endpoint's stats.
 type statsData struct {
-	InFlight    int `json:"in_flight"`
-	MaxInFlight int `json:"max_in_flight"`
+	InFlight    int   `json:"in_flight"`
+	MaxInFlight int   `json:"max_in_flight"`
+	GPUs        []GPU `json:"gpus"`
 }
 
 // stats completes h from its instance's $SRV.STATS.
@@ -261,6 +269,9 @@ func readStats(data []byte, h *HiveInfo) error {
 		}
 		h.InFlight = max(h.InFlight, d.InFlight)
 		h.MaxInFlight = max(h.MaxInFlight, d.MaxInFlight)
+		if len(d.GPUs) > 0 {
+			h.GPUs = d.GPUs
+		}
 	}
 	return nil
 }

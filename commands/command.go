@@ -114,6 +114,9 @@ type Deps struct {
 	// JSON-encoded so that the reply fits the connection's max payload;
 	// a logs read returns no more than fits.
 	MaxResultBytes int64
+	// GPU is the GPU memory policy; nil admits every spawn and checks
+	// no release (spawn_gpu.go).
+	GPU *GPUPolicy
 }
 
 func (d Deps) now() time.Time {
@@ -137,6 +140,9 @@ type WorkerInfo struct {
 	RSSBytes   uint64 `json:"rss_bytes"`
 	BinaryPath string `json:"binary_path"`
 	LogPath    string `json:"log_path"`
+	// GPUMemoryMiB is the memory the worker's processes hold on GPUs, for
+	// workers on a GPU when nvidia-smi answers.
+	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
 }
 
 func infoOf(w spawner.Worker, now time.Time) WorkerInfo {

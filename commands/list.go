@@ -24,9 +24,18 @@ func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 		return nil, err
 	}
 	now := d.now()
+	vram := d.GPU.usage(ctx, ws)
 	res := ListResult{Workers: make([]WorkerInfo, 0, len(ws))}
 	for _, w := range ws {
-		res.Workers = append(res.Workers, infoOf(w, now))
+		res.Workers = append(res.Workers, withVRAM(infoOf(w, now), vram))
 	}
 	return res, nil
+}
+
+// withVRAM adds the worker's GPU memory, when it is known.
+func withVRAM(info WorkerInfo, vram map[string]int64) WorkerInfo {
+	if v, ok := vram[info.WorkerID]; ok {
+		info.GPUMemoryMiB = &v
+	}
+	return info
 }

@@ -66,7 +66,10 @@ type Config struct {
 	Metadata map[string]string
 	// Metrics, when set, counts commands and worker exits for Prometheus.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// GPU, when set, is the GPU memory policy (admission, release checks;
+	// see gpu.go); its live figures go into the stats.
+	GPU    *commands.GPUPolicy
+	Logger *slog.Logger
 	// JetStream, when set, adds durable intake and stored outcomes
 	// (docs/intake.md); nil serves request/reply only.
 	JetStream *JetStreamConfig
@@ -179,7 +182,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
 		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version, c.cfg.Metadata),
 		StatsHandler: func(e *micro.Endpoint) any {
-			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
+			d := c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
+			d.GPUs = c.gpuStats()
+			return d
 		},
 	})
 	if err != nil {

@@ -186,6 +186,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)
 	c.cfg.Metrics.WorkerExited(exitCause(e))
+	c.checkGPURelease(w)
 	if e.Adopted {
 		// Its job belongs to an earlier run of the agent, whose narration
 		// sequence is gone: numbering from 1 again would break the job's order.

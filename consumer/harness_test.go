@@ -33,6 +33,8 @@ type agent struct {
 	cons   *consumer.Consumer
 	sp     *spawner.Spawner
 	logDir string
+	// lastRaw is free for a test to keep a raw reply in.
+	lastRaw string
 	// close stops the agent (once); it runs when the test ends, or earlier
 	// when a test must stop it before servers it started later go.
 	close func()
@@ -65,6 +67,8 @@ type agentOpts struct {
 	config func(*nats.Conn, *consumer.Config)
 	// startErr, when set, receives Start's error instead of failing the test.
 	startErr *error
+	// gpu, when set, makes the agent's GPU policy (gpu_test.go).
+	gpu func(a *agent) *commands.GPUPolicy
 }
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
@@ -123,6 +127,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 		HiveID: o.hive, Version: "0.0.1", Spawner: a.sp, MaxInFlight: o.maxInFlight, Logger: log,
 		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: commands.WaitAlive,
 			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
+	}
+	if o.gpu != nil {
+		cfg.GPU = o.gpu(a)
+		t.Cleanup(cfg.GPU.Close)
 	}
 	if o.config != nil {
 		o.config(nc, &cfg)

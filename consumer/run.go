@@ -87,7 +87,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 		err = decodeErr
 	default:
 		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults,
-			Catalog: c.cfg.Catalog, MaxResultBytes: c.resultRoom(kind, env)})
+			Catalog: c.cfg.Catalog, GPU: c.cfg.GPU, MaxResultBytes: c.resultRoom(kind, env)})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}

@@ -118,6 +118,7 @@ func (g *getCmd) run(ctx context.Context, o *output, c *client.Client) error {
 // hivesCmd is `hive-agent hives`: every agent on the NATS system.
 type hivesCmd struct {
 	clientFlags `embed:""`
+	GPUs        bool `name:"gpus" help:"One row per GPU: memory total, used and free, and whether it is tainted."`
 }
 
 func (h *hivesCmd) check() error { return nil }
@@ -135,7 +136,12 @@ func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 			Hives []client.HiveInfo `json:"hives"`
 		}{hives})
 	} else {
-		err = o.table(func(w io.Writer) error { return client.WriteHives(w, hives) })
+		err = o.table(func(w io.Writer) error {
+			if h.GPUs {
+				return client.WriteHiveGPUs(w, hives)
+			}
+			return client.WriteHives(w, hives)
+		})
 	}
 	if err != nil {
 		return err

@@ -35,6 +35,8 @@ type runCmd struct {
 	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
 	Containment   string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
 	Catalog       string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
+	VRAMSettle    string `name:"vram-settle" env:"HIVE_VRAM_SETTLE" default:"60s" help:"How long what a GPU spawn asked for (min_free_vram_mib) counts against the GPU's free memory while its worker does not use it yet."`
+	VRAMRelease   string `name:"vram-release-timeout" env:"HIVE_VRAM_RELEASE_TIMEOUT" default:"15s" help:"How long after a GPU worker ends the agent waits for its processes to leave the GPU before it marks the GPU tainted."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
 
 	RestartBackoff string `name:"restart-backoff" env:"HIVE_RESTART_BACKOFF" default:"1s" help:"Wait before a failed worker's first restart under restart: on-failure; it doubles with each restart up to 60s."`
@@ -80,6 +82,9 @@ type Config struct {
 	IntakeAckWait time.Duration
 	// RestartBackoff is the spawner's first restart backoff.
 	RestartBackoff time.Duration
+	// VRAMSettle and VRAMReleaseTimeout configure the GPU policy.
+	VRAMSettle         time.Duration
+	VRAMReleaseTimeout time.Duration
 }
 
 // config checks every setting and converts it; it reports every problem
@@ -106,6 +111,8 @@ func (r *runCmd) config() (Config, error) {
 		{"restart-backoff", "HIVE_RESTART_BACKOFF", r.RestartBackoff, &c.RestartBackoff},
 		{"jobs-max-age", "HIVE_JOBS_MAX_AGE", r.JobsMaxAge, &c.JobsMaxAge},
 		{"intake-ack-wait", "HIVE_INTAKE_ACK_WAIT", r.IntakeAckWait, &c.IntakeAckWait},
+		{"vram-settle", "HIVE_VRAM_SETTLE", r.VRAMSettle, &c.VRAMSettle},
+		{"vram-release-timeout", "HIVE_VRAM_RELEASE_TIMEOUT", r.VRAMRelease, &c.VRAMReleaseTimeout},
 	} {
 		if *d.dst, err = positiveDuration(d.val); err != nil {
 			errs = append(errs, fmt.Errorf("--%s (%s) %q: %w", d.flag, d.env, d.val, err))

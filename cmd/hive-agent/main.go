@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -197,9 +195,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 
 	var cons *consumer.Consumer
-	sp, err := spawner.New(spawner.Config{
+	var sp *spawner.Spawner
+	probe, gpus := newGPUPolicy(cfg, log, func() *consumer.Consumer { return cons }, func(w spawner.Worker) []int { return sp.WorkerPIDs(w) })
+	defer gpus.Close()
+	sp, err = spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
-		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
+		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment, Devices: probe,
 		RestartBackoff:   cfg.RestartBackoff,
 		OnStart:          func(w spawner.Worker) { cons.WorkerStarted(w) },
 		OnExit:           func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
@@ -229,6 +230,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
 			Logger:         log,
 		})
+		met.RegisterGPU(gpuMetrics(gpus))
 	}
 	jsCfg, err := jetStreamConfig(nc, cfg)
 	if err != nil {
@@ -242,7 +244,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// A result published while the connection was already dead, but
 		// before that was noticed, is published again after the reconnect.
 		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
-		Metadata:        map[string]string{"devices": strings.Join(devices(), ","), "worker_types": strings.Join(cfg.Catalog.Names(), ",")},
+		Metadata:        gpuMetadata(gpus, map[string]string{"worker_types": strings.Join(cfg.Catalog.Names(), ",")}),
+		GPU:             gpus,
 		Catalog:         cfg.Catalog,
 		Metrics:         met,
 		JetStream:       jsCfg,
@@ -434,20 +437,4 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 	}
 	log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
 	return nc, nil
-}
-
-// devices lists the devices a spawn may name here, for the service
-// metadata: cpu, one cuda:N per visible NVIDIA GPU, metal on macOS.
-func devices() []string {
-	out := []string{"cpu"}
-	probe := spawner.DeviceProbe{}
-	if runtime.GOOS == "darwin" {
-		return append(out, "metal")
-	}
-	if n, _, err := probe.CountGPUs(); err == nil {
-		for i := range n {
-			out = append(out, "cuda:"+strconv.Itoa(i))
-		}
-	}
-	return out
 }
