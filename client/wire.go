@@ -125,6 +125,7 @@ type Worker struct {
 	RSSBytes   uint64    `json:"rss_bytes"`
 	BinaryPath string    `json:"binary_path"`
 	LogPath    string    `json:"log_path"`
+	WorkerStatus
 }
 
 // Uptime is how long the worker had been running when the agent answered.

@@ -53,6 +53,9 @@ type Spawner interface {
 	// CancelRestart cancels a failed worker's pending restart and reports
 	// whether there was one.
 	CancelRestart(workerID string) bool
+	// StateOf and Departed give worker states and recent exits (state.go).
+	StateOf(w spawner.Worker) spawner.State
+	Departed() []spawner.Departed
 }
 
 // Events publishes the lifecycle events commands cause. Implementations
@@ -133,6 +136,7 @@ type WorkerInfo struct {
 	RSSBytes   uint64 `json:"rss_bytes"`
 	BinaryPath string `json:"binary_path"`
 	LogPath    string `json:"log_path"`
+	WorkerStatus
 }
 
 func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
@@ -141,6 +145,7 @@ func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
 		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: FormatTime(w.StartedAt()),
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
+		WorkerStatus: WorkerStatus{Restarts: w.Restarts},
 	}
 }
 

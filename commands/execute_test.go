@@ -30,7 +30,9 @@ type fakeSpawner struct {
 }
 
 // CancelRestart finds no pending restart.
-func (f *fakeSpawner) CancelRestart(string) bool { return false }
+func (f *fakeSpawner) CancelRestart(string) bool            { return false }
+func (f *fakeSpawner) StateOf(spawner.Worker) spawner.State { return spawner.StateRunning }
+func (f *fakeSpawner) Departed() []spawner.Departed         { return nil }
 
 var _ commands.Spawner = (*fakeSpawner)(nil)
 

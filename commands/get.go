@@ -51,5 +51,5 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}
-	return GetResult{WorkerInfo: infoOf(w, d.now()), LogTail: tail}, nil
+	return GetResult{WorkerInfo: runningInfo(d.Spawner, w, d.now()), LogTail: tail}, nil
 }

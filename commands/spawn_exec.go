@@ -88,6 +88,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Settle() // past its wait, whatever the outcome
 	// worker_process_started is narrated by the spawner's OnStart hook, so
 	// that it always comes before a worker_exited of the same worker.
 	switch wait {
@@ -143,10 +144,8 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 
 // restartPolicy is the type's restart policy with the request's overrides.
 func (c *Spawn) restartPolicy(typ catalog.Type) spawner.RestartPolicy {
-	if firstOf(c.Restart, typ.Restart) != catalog.RestartOnFailure {
-		return spawner.RestartPolicy{}
-	}
-	p := spawner.RestartPolicy{OnFailure: true, Max: typ.MaxRestarts}
+	// Max is kept under "no" too: restarts on unhealthy count against it.
+	p := spawner.RestartPolicy{OnFailure: firstOf(c.Restart, typ.Restart) == catalog.RestartOnFailure, Max: typ.MaxRestarts}
 	if c.MaxRestarts != nil {
 		p.Max = *c.MaxRestarts
 	}

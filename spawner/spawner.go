@@ -56,6 +56,9 @@ type Config struct {
 	// default DefaultLockPath(). Agents that name different paths may hand
 	// out one port twice.
 	LockPath string
+	// ExitedTTL is how long Departed lists a worker after it exited;
+	// default DefaultExitedTTL.
+	ExitedTTL time.Duration
 	// Logger receives the spawner's own diagnostics.
 	Logger *slog.Logger
 }
@@ -78,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LockPath == "" {
 		c.LockPath = DefaultLockPath()
+	}
+	if c.ExitedTTL == 0 {
+		c.ExitedTTL = DefaultExitedTTL
 	}
 }
 
@@ -126,6 +132,8 @@ type Spawner struct {
 	watched map[int]watched
 	// restarts holds the pending restarts by worker id.
 	restarts map[string]*pendingRestart
+	// book holds worker states and recent exits (state.go).
+	book stateBook
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
@@ -157,6 +165,7 @@ func New(cfg Config) (*Spawner, error) {
 		return nil, err
 	}
 	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}, restarts: map[string]*pendingRestart{}}
+	s.wrapHooks()
 	if cfg.Containment != ContainmentProcessGroup {
 		cg, err := probeCgroups()
 		switch {
@@ -278,6 +287,7 @@ type Handle struct {
 	spec Spec
 	done chan struct{}
 	exit Exit
+	book *stateBook
 }
 
 // Done is closed once the worker exited and was reaped.

@@ -99,7 +99,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		pidfd = -1
 	}
 	s.mu.Lock()
-	h := &Handle{Worker: w, spec: spec, done: make(chan struct{})}
+	h := &Handle{Worker: w, spec: spec, done: make(chan struct{}), book: &s.book}
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)

@@ -28,6 +28,7 @@ func (h *Handle) WaitAlive(ctx context.Context, window time.Duration) error {
 	case <-h.done:
 		return h.exitedError()
 	case <-t.C:
+		h.Settle()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -79,6 +80,8 @@ type ReadyWait struct {
 func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 	ctx, cancel := context.WithTimeout(parent, r.Timeout)
 	defer cancel()
+	h.setPhase(StateLoading)
+	defer h.Settle()
 	if r.ProgressEvery <= 0 {
 		r.ProgressEvery = 5 * time.Second
 	}
@@ -119,6 +122,7 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 		}
 		code, status := probe(ctx, client, h.HealthURL())
 		if code == h.readyStatus() {
+			h.setPhase(StateReady)
 			return nil
 		}
 		last = status
