@@ -53,7 +53,7 @@ type validator interface {
 }
 
 // Kinds lists the command kinds Decode knows.
-var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs}
+var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs, KindRestart}
 
 func newCommand(kind string) validator {
 	switch kind {
@@ -67,6 +67,8 @@ func newCommand(kind string) validator {
 		return &Get{}
 	case KindLogs:
 		return &Logs{}
+	case KindRestart:
+		return &Restart{}
 	}
 	return nil
 }

@@ -45,6 +45,9 @@ type Spawn struct {
 	MaxRestarts *int   `json:"max_restarts"`
 
 	device spawner.Device
+	// restarts, when positive, starts the worker as that restart of its
+	// id (a restart command).
+	restarts int
 }
 
 // Kind is worker.spawn.

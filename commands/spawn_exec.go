@@ -75,7 +75,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		WorkerType: spawner.WorkerType(typ.Name), HealthPath: typ.HealthPath, ReadyStatus: typ.ReadyStatus,
 		Command: func(port int) ([]string, []string, error) { return typ.Render(c.params(hiveID, queen, port)) },
 		Restart: c.restartPolicy(typ),
-	})
+	}.WithRestarts(c.restarts))
 	var running *spawner.RunningError
 	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
 		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {

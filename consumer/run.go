@@ -163,6 +163,8 @@ func actionVerb(kind string) string {
 		return "get"
 	case commands.KindLogs:
 		return "logs"
+	case commands.KindRestart:
+		return "restart"
 	}
 	return "command"
 }
@@ -188,6 +190,8 @@ func endAction(verb string, ok bool) string {
 		return "worker_listed"
 	case "logs":
 		return "worker_logs_read"
+	case "restart":
+		return "worker_restart_done"
 	}
 	return "worker_got"
 }
@@ -203,6 +207,8 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
 		}
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
+	case commands.RestartResult:
+		return fmt.Sprintf("Worker %s was restarted: pid %d replaced pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.PreviousPID, v.Port, v.Wait), v.WorkerID, v.PID
 	case AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case commands.DeleteResult:

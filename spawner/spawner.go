@@ -244,6 +244,9 @@ type Worker struct {
 	// of its spawn this process is (0: the first start).
 	Restart  RestartPolicy
 	Restarts int
+	// QueenURL is the queen URL it was started with (empty for workers of
+	// agents before v1.2): a restart starts it with the same.
+	QueenURL string
 }
 
 // StartedAt is the process start time.

@@ -20,10 +20,12 @@ const (
 	List   = "list"
 	Get    = "get"
 	Logs   = "logs"
+	// Restart is PROTOCOL v1.2's worker.restart.
+	Restart = "restart"
 )
 
 // Commands lists the command tokens the agent serves.
-var Commands = []string{Spawn, Delete, List, Get, Logs}
+var Commands = []string{Spawn, Delete, List, Get, Logs, Restart}
 
 var (
 	// ErrEmptyToken is returned for an empty id.

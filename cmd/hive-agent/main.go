@@ -41,14 +41,15 @@ type cli struct {
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
 
 	// The client: commands to the agents, over NATS.
-	Spawn spawnCmd `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
-	Ls    lsCmd    `cmd:"" help:"List the workers of a hive, or of every hive."`
-	Get   getCmd   `cmd:"" help:"Show one worker and the tail of its log."`
-	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
-	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
-	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
-	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
-	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
+	Spawn   spawnCmd   `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
+	Ls      lsCmd      `cmd:"" help:"List the workers of a hive, or of every hive."`
+	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
+	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
+	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Logs    logsCmd    `cmd:"" help:"Print a worker's log; -f follows it."`
+	Hives   hivesCmd   `cmd:"" help:"List every agent on the NATS system."`
+	Job     jobCmd     `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
+	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
 }
