@@ -113,6 +113,8 @@ type Deps struct {
 	Catalog *catalog.Catalog
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Agent serves agent.drain and agent.resume; nil: they fail.
+	Agent Agent
 }
 
 func (d Deps) now() time.Time {

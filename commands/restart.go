@@ -21,9 +21,6 @@ type Restart struct {
 	GraceMS       *int   `json:"grace_ms"`
 	Wait          string `json:"wait"`
 	WaitTimeoutMS *int64 `json:"wait_timeout_ms"`
-
-	// Why, when set, is narrated before the stop (a restart on unhealthy).
-	Why string `json:"-"`
 }
 
 // Kind is worker.restart.
@@ -58,9 +55,6 @@ func (c *Restart) Execute(ctx context.Context, d Deps) (any, error) {
 	start := c.spawnOf(w, d)
 	if e := start.validate(); e != nil {
 		return nil, fmt.Errorf("worker %s cannot be started again from its marker: %w", w.WorkerID, e)
-	}
-	if c.Why != "" {
-		d.Narrator.Narrate("worker_restarting", LevelWarn, c.Why, Fields{WorkerID: w.WorkerID, PID: w.PID})
 	}
 	del := &Delete{Envelope: c.Envelope, WorkerID: c.WorkerID, GraceMS: c.GraceMS}
 	out, err := del.Execute(ctx, d)

@@ -258,7 +258,9 @@ func (i *intake) pump(key string) {
 // run executes one command, stores its result, then acknowledges it.
 func (i *intake) run(it *item) {
 	defer i.done(it)
-	if !i.acquire() {
+	// Held (in progress, unacknowledged) while the agent drains; later
+	// commands of its worker wait behind it in its lane.
+	if !i.c.holdWhileDraining(i.ctx, it.kind) || !i.acquire() {
 		i.nak(it)
 		return
 	}

@@ -81,7 +81,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	case decodeErr != nil:
 		err = decodeErr
 	default:
-		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults, Catalog: c.cfg.Catalog})
+		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults, Catalog: c.cfg.Catalog, Agent: c})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}
@@ -165,6 +165,10 @@ func actionVerb(kind string) string {
 		return "logs"
 	case commands.KindRestart:
 		return "restart"
+	case commands.KindDrain:
+		return "drain"
+	case commands.KindResume:
+		return "resume"
 	}
 	return "command"
 }
@@ -192,6 +196,10 @@ func endAction(verb string, ok bool) string {
 		return "worker_logs_read"
 	case "restart":
 		return "worker_restart_done"
+	case "drain":
+		return "agent_drained"
+	case "resume":
+		return "agent_resume_done"
 	}
 	return "worker_got"
 }
@@ -209,6 +217,11 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
 	case commands.RestartResult:
 		return fmt.Sprintf("Worker %s was restarted: pid %d replaced pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.PreviousPID, v.Port, v.Wait), v.WorkerID, v.PID
+	case commands.DrainResult:
+		if !v.Draining {
+			return fmt.Sprintf("Hive %s is not draining.", r.HiveID), "", 0
+		}
+		return fmt.Sprintf("Hive %s is draining since %s; %d worker(s) stopped.", r.HiveID, v.Since, len(v.Stopped)), "", 0
 	case AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case commands.DeleteResult:
