@@ -162,4 +162,3 @@ func (c *Consumer) runInternal(kind string, in inbound) {
 		c.record(c.execute(kind, in, c.refusal(kind)))
 	}()
 }
-

@@ -98,4 +98,3 @@ func (c *Consumer) reregister() error {
 	c.log.Info("service registered again with new metadata", "service_id", id, "draining", strconv.FormatBool(c.drain.active()))
 	return nil
 }
-

@@ -70,7 +70,7 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 		kong.Name("hive-agent"),
 		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
 			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
-		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir()},
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir(), "state_dir": defaultStateDir()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -200,7 +200,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var cons *consumer.Consumer
 	sp, err := spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
-		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
+		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment, ExitedTTL: cfg.DayTwo.ExitedTTL,
 		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
 		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
 	})
@@ -237,6 +237,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Catalog:         cfg.Catalog,
 		Metrics:         met,
 		JetStream:       jsCfg,
+		Health:          &consumer.HealthConfig{Defaults: cfg.DayTwo.Health},
+		DrainFile:       cfg.DayTwo.DrainFile(cfg.HiveID),
 	})
 	if err != nil {
 		nc.Close()
