@@ -46,6 +46,9 @@ type cli struct {
 	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
 	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
 	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Drain   drainCmd   `cmd:"" help:"Stop a hive from starting workers (--stop-workers: and stop them) until resume."`
+	Resume  resumeCmd  `cmd:"" help:"End a hive's drain."`
+	Events  eventsCmd  `cmd:"" help:"Print every hive's events as they happen; --since replays them from HIVE_EVENTS."`
 	Logs    logsCmd    `cmd:"" help:"Print a worker's log; -f follows it."`
 	Hives   hivesCmd   `cmd:"" help:"List every agent on the NATS system."`
 	Job     jobCmd     `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
