@@ -49,6 +49,9 @@ type UnhealthyEvent struct {
 
 // startHealth runs the health checker until the consumer closes.
 func (c *Consumer) startHealth() error {
+	if err := c.cfg.Health.Defaults.Validate(); err != nil {
+		return err
+	}
 	hs, ok := c.cfg.Spawner.(healthSpawner)
 	if !ok {
 		return fmt.Errorf("health checks: the spawner cannot list the workers it watches")
