@@ -83,7 +83,7 @@ func eventWhat(e HiveEvent) string {
 		for i, w := range b.Workers {
 			ids[i] = w.WorkerID
 		}
-		return fmt.Sprintf("inventory (%s): %d worker(s) %s", b.Reason, len(b.Workers), strings.Join(ids, " "))
+		return strings.TrimSpace(fmt.Sprintf("inventory (%s): %d worker(s) %s", b.Reason, len(b.Workers), strings.Join(ids, " ")))
 	}
 	return string(e.Data)
 }

@@ -70,7 +70,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	}
 	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
-	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
+	n.Narrate(actionPrefix(verb)+verb+"_start", commands.LevelInfo,
 		fmt.Sprintf("Hive %s received %s command %s%s.", c.cfg.HiveID, kind, env.CommandID, in.via), commands.Fields{})
 
 	var result any
@@ -181,9 +181,17 @@ func askForLess(kind string) string {
 	return "ask for fewer log_lines"
 }
 
+// actionPrefix is "agent_" for the agent's own commands, else "worker_".
+func actionPrefix(verb string) string {
+	if verb == "drain" || verb == "resume" {
+		return "agent_"
+	}
+	return "worker_"
+}
+
 func endAction(verb string, ok bool) string {
 	if !ok {
-		return "worker_" + verb + "_failed"
+		return actionPrefix(verb) + verb + "_failed"
 	}
 	switch verb {
 	case "spawn":
