@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rbee/hive-agent/catalog"
@@ -49,6 +50,11 @@ type RestartResult struct {
 // Execute finds the worker, stops it and starts it again.
 func (c *Restart) Execute(ctx context.Context, d Deps) (any, error) {
 	w, err := d.Spawner.Find(ctx, c.WorkerID)
+	if errors.Is(err, spawner.ErrWorkerNotFound) {
+		if res, ok, err := c.fromBackoff(ctx, d); ok {
+			return res, err
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -93,4 +99,32 @@ func orNone(sig string) string {
 		return "no signal (it had exited)"
 	}
 	return sig
+}
+
+// fromBackoff starts at once a worker that failed and waits for its
+// restart (state backoff): there is nothing to stop, its pending restart
+// is cancelled and the spec comes from its last process. ok is false when
+// the worker is not in backoff.
+func (c *Restart) fromBackoff(ctx context.Context, d Deps) (any, bool, error) {
+	for _, dep := range d.Spawner.Departed() {
+		if dep.WorkerID != c.WorkerID || dep.State != spawner.StateBackoff {
+			continue
+		}
+		start := c.spawnOf(dep.Worker, d)
+		if e := start.validate(); e != nil {
+			return nil, true, fmt.Errorf("worker %s cannot be started again from its last spec: %w", dep.WorkerID, e)
+		}
+		if !d.Spawner.CancelRestart(c.WorkerID) {
+			return nil, false, nil // its restart began meanwhile: not_found, as before
+		}
+		d.Narrator.Narrate("worker_restart_cancelled", LevelInfo,
+			fmt.Sprintf("Worker %s (pid %d) had failed and was waiting for its restart at %s; starting it now instead.",
+				dep.WorkerID, dep.PID, FormatTime(dep.RestartAt)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
+		res, err := start.Execute(ctx, d)
+		if err != nil {
+			return nil, true, err
+		}
+		return RestartResult{SpawnResult: res.(SpawnResult), PreviousPID: dep.PID}, true, nil
+	}
+	return nil, false, nil
 }

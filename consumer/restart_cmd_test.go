@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
@@ -66,4 +67,30 @@ func TestConsumer_RestartBadInput(t *testing.T) {
 		wantError(t, a.req(t, "restart", c.body), c.code, c.field)
 	}
 	a.stillServes(t)
+}
+
+// worker.restart of a worker in backoff starts it at once: its pending
+// restart is cancelled, nothing is stopped.
+func TestConsumer_RestartFromBackoff(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = time.Hour })
+	var sp commands.SpawnResult
+	a.must(t, "spawn", `{"worker_id":"bk","model_id":"m@crash-after=300ms","device":"cpu","wait":"exec","restart":"on-failure","max_restarts":3}`, &sp)
+	a.waitState(t, "bk", "backoff", false)
+	narr := a.watch(t, "job.j-bk.narration")
+	var rr commands.RestartResult
+	a.must(t, "restart", `{"job_id":"j-bk","worker_id":"bk","wait":"exec"}`, &rr)
+	if rr.PreviousPID != sp.PID || rr.PID == sp.PID || rr.Port != sp.Port {
+		t.Errorf("restart from backoff: %+v, spawned %+v", rr, sp)
+	}
+	evs := events(t, narr.waitFor(t, "restart end", hasEnd(t)))
+	if got := actions(evs); !slices.Contains(got, "worker_restart_cancelled") || slices.Contains(got, "worker_signal_sent") {
+		t.Errorf("narration %v: want the pending restart cancelled and nothing signalled", got)
+	}
+	// It crashes again after 300 ms: running as the new pid, or back in
+	// backoff; either way as restart 1.
+	w, ok := a.listEntry(t, "bk", false)
+	if !ok || w.Restarts != 1 || (w.State != "backoff" && w.PID != rr.PID) {
+		t.Errorf("list after restart from backoff: %+v", w)
+	}
+	a.must(t, "delete", `{"worker_id":"bk"}`, nil)
 }
