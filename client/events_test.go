@@ -72,7 +72,9 @@ func TestEvents_ReplayThenFollow(t *testing.T) {
 	log := &eventLog{got: make(chan struct{}, 1)}
 	fctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Events(fctx, client.EventsOptions{Hive: hive, Since: time.Hour, Follow: true}, log.add) }()
+	go func() {
+		done <- c.Events(fctx, client.EventsOptions{Hive: hive, Since: time.Hour, Follow: true}, log.add)
+	}()
 	started := log.waitKind(t, "worker.started", "ev1")
 	if started.HiveID != hive || started.Time.IsZero() || started.Subject != "hive."+hive+".events.worker.started" {
 		t.Errorf("replayed event %+v", started)
