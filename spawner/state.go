@@ -81,10 +81,17 @@ func (b *stateBook) started(w Worker) {
 	delete(b.exits, w.WorkerID) // one row per id: the running one
 }
 
-func (b *stateBook) exited(w Worker, e Exit, at time.Time) {
+// exited records an exit, and forgets the exits older than ttl that no
+// restart follows (so the book stays small without lists to prune it).
+func (b *stateBook) exited(w Worker, e Exit, at time.Time, ttl time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.phase, w.PID)
+	for id, d := range b.exits {
+		if at.Sub(d.ExitedAt) > ttl && d.Exit.Restart == 0 {
+			delete(b.exits, id)
+		}
+	}
 	b.exits[w.WorkerID] = Departed{Worker: w, Exit: e, ExitedAt: at}
 }
 
@@ -100,7 +107,7 @@ func (s *Spawner) wrapHooks() {
 		}
 	}
 	s.cfg.OnExit = func(w Worker, e Exit) {
-		s.book.exited(w, e, time.Now())
+		s.book.exited(w, e, time.Now(), s.cfg.ExitedTTL)
 		if onExit != nil {
 			onExit(w, e)
 		}
