@@ -25,6 +25,8 @@ type healthSpawner interface {
 	SetHealth(pid int, st spawner.State)
 }
 
+var _ healthSpawner = (*spawner.Spawner)(nil)
+
 // Events of health checks.
 const (
 	EventUnhealthy = "unhealthy"

@@ -44,8 +44,8 @@ type Config struct {
 	// Skip reports whether a worker is not to be checked now (still in its
 	// spawn's wait, or being stopped); it is asked again an interval later.
 	Skip func(spawner.Worker) bool
-	// OnResult gets every check's outcome, from the checking goroutines;
-	// it must not block for long (start a restart in a goroutine).
+	// OnResult gets every check's outcome, in order, from the scheduling
+	// goroutine: it must not block (start a restart in a goroutine).
 	OnResult func(Result)
 	// Pool is how many checks run at once; default 8.
 	Pool int
