@@ -130,7 +130,9 @@ func TestCLI_DrainAndResume(t *testing.T) {
 	hive := newHive(t)
 	s := testenv.NATS(t)
 	url := s.ClientURL()
-	a := startBinary(t, t.TempDir(), "--hive-id", hive, "--nats-url", url, "--state-dir", t.TempDir())
+	args := []string{"--hive-id", hive, "--nats-url", url, "--state-dir", t.TempDir()}
+	logDir := t.TempDir()
+	a := startBinary(t, logDir, args...)
 	a.waitLog(t, "serving worker commands")
 	mustCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "d1")
 	r := mustCLI(t, url, "drain", "-H", hive, "--stop-workers", "--deadline", "200ms")
@@ -140,6 +142,12 @@ func TestCLI_DrainAndResume(t *testing.T) {
 	if _, ok := lsEntry(t, url, hive, "d1", false); ok {
 		t.Errorf("d1 still listed after drain --stop-workers")
 	}
+	wantCLI(t, runCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "d2"), 1, "draining")
+	// The drain outlives a SIGKILL of the agent.
+	a.stop(t, syscall.SIGKILL)
+	b := startBinary(t, logDir, args...)
+	b.waitLog(t, "draining, as an earlier run was told")
+	b.waitLog(t, "serving worker commands")
 	wantCLI(t, runCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "d2"), 1, "draining")
 	r = mustCLI(t, url, "resume", "-H", hive)
 	if field(r.stdout, "draining") != "no" {
