@@ -114,6 +114,8 @@ type Type struct {
 	Restart string
 	// MaxRestarts bounds restarts under on-failure; default 3.
 	MaxRestarts int
+	// Health is how the type's workers are checked after ready.
+	Health Health
 	// PinGPU sets CUDA_VISIBLE_DEVICES to the spawn's GPU for CUDA
 	// devices. On by default for file types, off for the built-in rbee
 	// types, whose workers select the GPU from --device themselves.

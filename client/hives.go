@@ -155,14 +155,14 @@ func hiveIDs(hs []HiveInfo) []string {
 }
 
 // listEach lists every hive concurrently.
-func (c *Client) listEach(ctx context.Context, ids []string) (map[string][]Worker, []HiveError) {
+func (c *Client) listEach(ctx context.Context, ids []string, o ListOptions) (map[string][]Worker, []HiveError) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	found := map[string][]Worker{}
 	var failed []HiveError
 	for _, id := range ids {
 		wg.Go(func() {
-			ws, err := c.List(ctx, id)
+			ws, err := c.ListWith(ctx, id, o)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -182,11 +182,16 @@ func (c *Client) listEach(ctx context.Context, ids []string) (map[string][]Worke
 // error; no agent at all is ErrNoAgent. Workers come sorted by hive, then
 // by worker id in natural order.
 func (c *Client) ListAll(ctx context.Context) (workers []Worker, failed []HiveError, err error) {
+	return c.ListAllWith(ctx, ListOptions{})
+}
+
+// ListAllWith is ListAll with options.
+func (c *Client) ListAllWith(ctx context.Context, o ListOptions) (workers []Worker, failed []HiveError, err error) {
 	hives, err := c.Discover(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	found, failed := c.listEach(ctx, hiveIDs(hives))
+	found, failed := c.listEach(ctx, hiveIDs(hives), o)
 	workers = []Worker{}
 	for _, ws := range found {
 		workers = append(workers, ws...)
@@ -211,7 +216,7 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 		wg.Go(func() { c.stats(ctx, &hives[i]) })
 	}
 	wg.Wait()
-	found, failed := c.listEach(ctx, hiveIDs(hives))
+	found, failed := c.listEach(ctx, hiveIDs(hives), ListOptions{})
 	for i := range hives {
 		h := &hives[i]
 		if ws, ok := found[h.HiveID]; ok {

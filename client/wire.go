@@ -141,6 +141,7 @@ type Worker struct {
 	// GPUMemoryMiB is what the worker's processes hold on GPUs; nil for a
 	// worker on no GPU or when the agent could not read it.
 	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
+	WorkerStatus
 }
 
 // Uptime is how long the worker had been running when the agent answered.

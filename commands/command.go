@@ -53,6 +53,9 @@ type Spawner interface {
 	// CancelRestart cancels a failed worker's pending restart and reports
 	// whether there was one.
 	CancelRestart(workerID string) bool
+	// StateOf and Departed give worker states and recent exits (state.go).
+	StateOf(w spawner.Worker) spawner.State
+	Departed() []spawner.Departed
 }
 
 // Events publishes the lifecycle events commands cause. Implementations
@@ -117,6 +120,8 @@ type Deps struct {
 	// GPU is the GPU memory policy; nil admits every spawn and checks
 	// no release (spawn_gpu.go).
 	GPU *GPUPolicy
+	// Agent serves agent.drain and agent.resume; nil: they fail.
+	Agent Agent
 }
 
 func (d Deps) now() time.Time {
@@ -143,6 +148,7 @@ type WorkerInfo struct {
 	// GPUMemoryMiB is the memory the worker's processes hold on GPUs, for
 	// workers on a GPU when nvidia-smi answers.
 	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
+	WorkerStatus
 }
 
 func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
@@ -151,6 +157,7 @@ func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
 		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: FormatTime(w.StartedAt()),
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
+		WorkerStatus: WorkerStatus{Restarts: w.Restarts},
 	}
 }
 

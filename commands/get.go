@@ -54,5 +54,5 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}
 	vram := d.GPU.usage(ctx, []spawner.Worker{w})
-	return GetResult{WorkerInfo: withVRAM(infoOf(w, d.now()), vram), LogTail: tail}, nil
+	return GetResult{WorkerInfo: withVRAM(runningInfo(d.Spawner, w, d.now()), vram), LogTail: tail}, nil
 }

@@ -51,6 +51,9 @@ type Spawn struct {
 	MinFreeVRAMMiB *int64 `json:"min_free_vram_mib"`
 
 	device spawner.Device
+	// restarts, when positive, starts the worker as that restart of its
+	// id (a restart command).
+	restarts int
 }
 
 // Kind is worker.spawn.

@@ -84,7 +84,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		WorkerType: spawner.WorkerType(typ.Name), HealthPath: typ.HealthPath, ReadyStatus: typ.ReadyStatus,
 		Command: func(port int) ([]string, []string, error) { return typ.Render(c.params(hiveID, queen, port)) },
 		Restart: c.restartPolicy(typ),
-	})
+	}.WithRestarts(c.restarts))
 	if err != nil {
 		d.GPU.abandon(c.WorkerID)
 	} else {
@@ -98,6 +98,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Settle() // past its wait, whatever the outcome
 	// worker_process_started is narrated by the spawner's OnStart hook, so
 	// that it always comes before a worker_exited of the same worker.
 	switch wait {
@@ -153,10 +154,8 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 
 // restartPolicy is the type's restart policy with the request's overrides.
 func (c *Spawn) restartPolicy(typ catalog.Type) spawner.RestartPolicy {
-	if firstOf(c.Restart, typ.Restart) != catalog.RestartOnFailure {
-		return spawner.RestartPolicy{}
-	}
-	p := spawner.RestartPolicy{OnFailure: true, Max: typ.MaxRestarts}
+	// Max is kept under "no" too: restarts on unhealthy count against it.
+	p := spawner.RestartPolicy{OnFailure: firstOf(c.Restart, typ.Restart) == catalog.RestartOnFailure, Max: typ.MaxRestarts}
 	if c.MaxRestarts != nil {
 		p.Max = *c.MaxRestarts
 	}

@@ -123,7 +123,10 @@ func (s *Spawner) restart(spec Spec, p *pendingRestart) {
 	}
 	p.starting = true
 	s.mu.Unlock()
-	_, err := s.Start(context.Background(), spec)
+	h, err := s.Start(context.Background(), spec)
+	if err == nil {
+		h.Settle() // nobody waits for a restart
+	}
 	s.mu.Lock()
 	cancelled := p.cancelled
 	if s.restarts[spec.WorkerID] == p {

@@ -60,6 +60,9 @@ type Config struct {
 	// default DefaultLockPath(). Agents that name different paths may hand
 	// out one port twice.
 	LockPath string
+	// ExitedTTL is how long Departed lists a worker after it exited;
+	// default DefaultExitedTTL.
+	ExitedTTL time.Duration
 	// Logger receives the spawner's own diagnostics.
 	Logger *slog.Logger
 }
@@ -82,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LockPath == "" {
 		c.LockPath = DefaultLockPath()
+	}
+	if c.ExitedTTL == 0 {
+		c.ExitedTTL = DefaultExitedTTL
 	}
 }
 
@@ -132,6 +138,8 @@ type Spawner struct {
 	restarts map[string]*pendingRestart
 	// closed: Close was called; restarts are left to the next agent.
 	closed bool
+	// book holds worker states and recent exits (state.go).
+	book stateBook
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
@@ -163,6 +171,7 @@ func New(cfg Config) (*Spawner, error) {
 		return nil, err
 	}
 	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}, restarts: map[string]*pendingRestart{}}
+	s.wrapHooks()
 	if cfg.Containment != ContainmentProcessGroup {
 		cg, err := probeCgroups()
 		switch {
@@ -241,6 +250,9 @@ type Worker struct {
 	// of its spawn this process is (0: the first start).
 	Restart  RestartPolicy
 	Restarts int
+	// QueenURL is the queen URL it was started with (empty for workers of
+	// agents before v1.2): a restart starts it with the same.
+	QueenURL string
 }
 
 // StartedAt is the process start time.
@@ -291,6 +303,7 @@ type Handle struct {
 	// hold is the spawn's claim on the restart policy while it waits
 	// (see restart.go).
 	hold restartHold
+	book *stateBook
 }
 
 // Done is closed once the worker exited and was reaped.

@@ -63,7 +63,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
 		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.WorkerType, Port: port,
 		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
-		Restart: spec.Restart, Restarts: spec.attempt,
+		Restart: spec.Restart, Restarts: spec.attempt, QueenURL: spec.QueenURL,
 	}
 	if w.WorkerType == "" {
 		w.WorkerType = spec.Device.Type
@@ -99,7 +99,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		pidfd = -1
 	}
 	s.mu.Lock()
-	h := &Handle{Worker: w, spec: spec, done: make(chan struct{})}
+	h := &Handle{Worker: w, spec: spec, done: make(chan struct{}), book: &s.book}
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)

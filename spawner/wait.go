@@ -36,6 +36,7 @@ func (h *Handle) WaitAlive(ctx context.Context, window time.Duration) error {
 		if !h.hold.release() {
 			return h.exitedError()
 		}
+		h.Settle()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -88,6 +89,8 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 	h.hold.take()
 	ctx, cancel := context.WithTimeout(parent, r.Timeout)
 	defer cancel()
+	h.setPhase(StateLoading)
+	defer h.Settle()
 	if r.ProgressEvery <= 0 {
 		r.ProgressEvery = 5 * time.Second
 	}
@@ -131,6 +134,7 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 			if !h.hold.release() {
 				return h.exitedError()
 			}
+			h.setPhase(StateReady)
 			return nil
 		}
 		last = status

@@ -18,7 +18,8 @@ const maxLogLines = 1000
 // lsCmd is `hive-agent ls`: the workers of one hive, or of every hive.
 type lsCmd struct {
 	Hive        string `name:"hive" short:"H" env:"HIVE_ID" help:"The hive to list (its agent's --hive-id). Without it (and without HIVE_ID): every hive."`
-	All         bool   `name:"all" short:"a" help:"List every hive that answers discovery; it wins over --hive and HIVE_ID."`
+	All         bool   `name:"all" short:"a" help:"List every hive that answers discovery (it wins over --hive and HIVE_ID), with the workers that exited recently."`
+	Exited      bool   `name:"exited" short:"x" help:"Also list the workers that exited within the agent's --exited-ttl (implied by --all)."`
 	clientFlags `embed:""`
 }
 
@@ -33,11 +34,12 @@ func (l *lsCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	var failed []client.HiveError
 	var workers []client.Worker
 	var err error
+	opts := client.ListOptions{Exited: l.All || l.Exited}
 	if l.Hive != "" && !l.All {
-		workers, err = c.List(ctx, l.Hive)
+		workers, err = c.ListWith(ctx, l.Hive, opts)
 		err = hiveErr(l.Hive, err)
 	} else {
-		workers, failed, err = c.ListAll(ctx)
+		workers, failed, err = c.ListAllWith(ctx, opts)
 	}
 	if err != nil {
 		return err

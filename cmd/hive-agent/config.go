@@ -48,6 +48,8 @@ type runCmd struct {
 	IntakeAckWait   string `name:"intake-ack-wait" env:"HIVE_INTAKE_ACK_WAIT" default:"30s" help:"How long an intake command may go unacknowledged before it is delivered again (when the consumer is created)."`
 
 	NATS natsFlags `embed:""`
+	// DayTwo: worker state, health after ready, drain (config_day2.go).
+	DayTwo dayTwoFlags `embed:""`
 }
 
 // Config is every setting of the agent, checked and converted.
@@ -85,6 +87,8 @@ type Config struct {
 	// VRAMSettle and VRAMReleaseTimeout configure the GPU policy.
 	VRAMSettle         time.Duration
 	VRAMReleaseTimeout time.Duration
+	// DayTwo holds the worker state, health and drain settings.
+	DayTwo dayTwoConfig
 }
 
 // config checks every setting and converts it; it reports every problem
@@ -101,6 +105,9 @@ func (r *runCmd) config() (Config, error) {
 		errs = append(errs, err)
 	}
 	c.NATS = nats
+	if c.DayTwo, err = r.DayTwo.config(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range []struct {
 		flag, env, val string
 		dst            *time.Duration

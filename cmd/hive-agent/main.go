@@ -39,14 +39,18 @@ type cli struct {
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
 
 	// The client: commands to the agents, over NATS.
-	Spawn spawnCmd `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
-	Ls    lsCmd    `cmd:"" help:"List the workers of a hive, or of every hive."`
-	Get   getCmd   `cmd:"" help:"Show one worker and the tail of its log."`
-	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
-	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
-	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
-	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
-	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
+	Spawn   spawnCmd   `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
+	Ls      lsCmd      `cmd:"" help:"List the workers of a hive, or of every hive."`
+	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
+	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
+	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Drain   drainCmd   `cmd:"" help:"Stop a hive from starting workers (--stop-workers: and stop them) until resume."`
+	Resume  resumeCmd  `cmd:"" help:"End a hive's drain."`
+	Events  eventsCmd  `cmd:"" help:"Print every hive's events as they happen; --since replays them from HIVE_EVENTS."`
+	Logs    logsCmd    `cmd:"" help:"Print a worker's log; -f follows it."`
+	Hives   hivesCmd   `cmd:"" help:"List every agent on the NATS system."`
+	Job     jobCmd     `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
+	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
 }
@@ -67,7 +71,7 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 		kong.Name("hive-agent"),
 		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
 			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
-		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir()},
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir(), "state_dir": defaultStateDir()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -201,6 +205,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	sp, err = spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
 		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment, Devices: probe,
+		ExitedTTL:        cfg.DayTwo.ExitedTTL,
 		RestartBackoff:   cfg.RestartBackoff,
 		OnStart:          func(w spawner.Worker) { cons.WorkerStarted(w) },
 		OnExit:           func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
@@ -249,6 +254,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Catalog:         cfg.Catalog,
 		Metrics:         met,
 		JetStream:       jsCfg,
+		Health:          &consumer.HealthConfig{Defaults: cfg.DayTwo.Health},
+		DrainFile:       cfg.DayTwo.DrainFile(cfg.HiveID),
 	})
 	if err != nil {
 		nc.Close()

@@ -16,6 +16,10 @@
 //	lines=N          print N numbered log lines at start
 //	log-every=D      print a "loading" line every D until ready (see ready-after)
 //
+// Its health can be switched from a test at any time: a request to
+// /toggle?health=fail makes /health answer 500, health=hang makes it never
+// answer (until the client gives up), health=ok makes it answer as above.
+//
 // Besides the worker flags it takes --health-path (default /health), where
 // it serves its health, and --label, which it prints: a worker type of a
 // catalog can pass both.
@@ -33,6 +37,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -146,7 +151,31 @@ func main() {
 	}
 	fmt.Printf("testworker: listening on %s\n", l.Addr())
 	mux := http.NewServeMux()
+	var forced atomic.Value // "", "fail" or "hang": set through /toggle
+	forced.Store("")
+	mux.HandleFunc("/toggle", func(w http.ResponseWriter, r *http.Request) {
+		h := r.URL.Query().Get("health")
+		switch h {
+		case "ok":
+			h = ""
+		case "fail", "hang":
+		default:
+			http.Error(w, "want health=ok, fail or hang", http.StatusBadRequest)
+			return
+		}
+		forced.Store(h)
+		fmt.Printf("testworker: health switched to %q\n", r.URL.Query().Get("health"))
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc(*healthPath, func(w http.ResponseWriter, r *http.Request) {
+		switch forced.Load() {
+		case "fail":
+			http.Error(w, "switched off", http.StatusInternalServerError)
+			return
+		case "hang":
+			<-r.Context().Done()
+			return
+		}
 		if noHealth || time.Now().Before(readyAt) {
 			http.Error(w, "loading", http.StatusServiceUnavailable)
 			return
