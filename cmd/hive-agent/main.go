@@ -224,7 +224,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				ws, _ := sp.List(context.Background())
 				out := make([]metrics.Worker, len(ws))
 				for i, w := range ws {
-					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: metrics.StateRunning}
+					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: string(sp.StateOf(w))}
 				}
 				return out
 			},
