@@ -126,8 +126,16 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
 		}
+		// A log reader that went away (a restarted log shipper, `| head`)
+		// must not kill the agent: with SIGPIPE caught, a write to the
+		// closed pipe fails with EPIPE and the log line is dropped. Caught,
+		// not ignored: an ignored signal stays ignored in every worker.
+		pipe := make(chan os.Signal, 1)
+		signal.Notify(pipe, syscall.SIGPIPE)
+		defer signal.Stop(pipe)
 		log := newLogger(cfg, stderr)
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		// SIGHUP (a closed terminal) stops the agent gracefully, as SIGTERM does.
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		defer stop()
 		if err := run(ctx, cfg, log); err != nil {
 			log.Error("hive-agent stopped", "err", err)
@@ -136,6 +144,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 }
+
+// stopSignals stop the agent gracefully; a second one stops it at once.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 func agentVersion() string { return version.String() }
 
@@ -293,8 +304,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case runErr = <-fatal:
 		log.Error("cannot serve; stopping", "err", runErr)
 	}
-	signal.Reset(syscall.SIGINT, syscall.SIGTERM) // a second signal stops the agent at once
-	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
+	signal.Reset(stopSignals...) // a second signal stops the agent at once
+	why := "error"
+	if cause := context.Cause(ctx); runErr == nil && cause != nil {
+		why = cause.Error()
+	}
+	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait, "reason", why)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
