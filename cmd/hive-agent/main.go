@@ -388,14 +388,13 @@ var subscriptionRefused = regexp.MustCompile(`Subscription to "(\S+)"`)
 // so) until the server answers or ctx ends; once connected it reconnects
 // forever. A subscription the server refuses is sent to fatal.
 func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fatal chan<- error) (*nats.Conn, error) {
-	opts := append([]nats.Option{
+	// The default keep-alive (2 min, 2 pings) notices a frozen server or
+	// a partition only after up to 6 min; the default write deadline
+	// (1 min) hides one under load.
+	opts := append(consumer.KeepAlive(cfg.NATS.PingInterval, cfg.NATS.MaxPingsOut), []nats.Option{
 		nats.Name("hive-agent " + cfg.HiveID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
-		// The default keep-alive (2 min, 2 pings) notices a frozen server or
-		// a partition only after up to 6 min.
-		nats.PingInterval(cfg.NATS.PingInterval),
-		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
@@ -411,7 +410,8 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 			}
 			log.Error("NATS error", "subject", subj, "err", err)
 		}),
-	}, cfg.NATS.opts...)
+	}...)
+	opts = append(opts, cfg.NATS.opts...)
 	attempt := 0
 	op := func() (*nats.Conn, error) {
 		attempt++
