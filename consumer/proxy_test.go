@@ -21,8 +21,8 @@ type proxy struct {
 	l      net.Listener
 	target string
 
-	mu      sync.Mutex
-	frozen  bool
+	mu     sync.Mutex
+	frozen bool
 	// stalled: like frozen, and it stops reading too, so the sockets'
 	// buffers fill and the client's writes block, as with a SIGSTOPped server.
 	stalled chan struct{}
