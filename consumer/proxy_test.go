@@ -61,6 +61,9 @@ func (p *proxy) stall() {
 
 func (p *proxy) stallCh() chan struct{} { p.mu.Lock(); defer p.mu.Unlock(); return p.stalled }
 
+// thaw forwards again, on connections made from now on.
+func (p *proxy) thaw() { p.mu.Lock(); p.frozen = false; p.mu.Unlock() }
+
 func (p *proxy) setRefuse(v bool) { p.mu.Lock(); p.refuse = v; p.mu.Unlock() }
 
 func (p *proxy) isFrozen() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.frozen }

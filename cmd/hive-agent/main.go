@@ -265,16 +265,35 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	// One agent per hive id: a second one would run some commands twice
 	// (each spawn goes to one of them, and neither sees the other's start).
+	// The claim is atomic (two agents started together cannot both win) and
+	// re-checked while running; FindPeers also finds agents too old to claim.
+	host, _ := os.Hostname()
+	claimCfg := consumer.ClaimConfig{HiveID: cfg.HiveID, Host: host, Version: agentVersion(), Logger: log}
+	if jsCfg != nil {
+		claimCfg.JS = jsCfg.JS
+	}
+	claim, err := consumer.AcquireClaim(ctx, nc, claimCfg)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			log.Info("stopped before serving")
+			return nil
+		}
+		return err
+	}
 	peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
 	if err != nil {
+		claim.Release()
 		nc.Close()
 		return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
 	}
 	if len(peers) > 0 {
+		claim.Release()
 		nc.Close()
 		return fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
 	}
 	if err := cons.Start(ctx); err != nil {
+		claim.Release()
 		nc.Close()
 		return err
 	}
@@ -289,6 +308,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		addr, err := met.Serve(ctx, cfg.MetricsListen)
 		if err != nil {
 			cons.Close(ctx)
+			claim.Release()
 			nc.Close()
 			return err
 		}
@@ -303,6 +323,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	case runErr = <-fatal:
 		log.Error("cannot serve; stopping", "err", runErr)
+	case runErr = <-claim.Lost():
+		log.Error("another agent serves this hive; stopping", "err", runErr)
 	}
 	signal.Reset(stopSignals...) // a second signal stops the agent at once
 	why := "error"
@@ -313,6 +335,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
+	claim.Release() // a successor may start at once
 	if derr := nc.Drain(); derr != nil {
 		nc.Close()
 	}
