@@ -299,7 +299,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	if !c.out.room() {
 		c.closeMu.Unlock()
 		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
-			Message: fmt.Sprintf("hive %s keeps %d MiB of results it may have to publish again, its limit; retry shortly", c.cfg.HiveID, c.cfg.RepublishMaxBytes>>20)})
+			Message: fmt.Sprintf("hive %s keeps %s of results it may have to publish again after a reconnect, its limit; retry shortly", c.cfg.HiveID, byteSize(c.cfg.RepublishMaxBytes))})
 		return
 	}
 	select {

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -217,3 +218,11 @@ func (o *outbox) prune(now time.Time) {
 }
 
 func size(m *nats.Msg) int { return len(m.Subject) + len(m.Data) + 64 }
+
+// byteSize says n in MiB, or KiB below one MiB.
+func byteSize(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
