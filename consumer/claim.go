@@ -31,7 +31,7 @@ const DefaultLease = 10 * time.Second
 const claimSettle = 600 * time.Millisecond
 
 // ErrClaimed is wrapped by the errors that say another agent holds the hive.
-var ErrClaimed = errors.New("another agent serves this hive")
+var ErrClaimed = errors.New("hive already claimed")
 
 // ClaimConfig configures AcquireClaim.
 type ClaimConfig struct {

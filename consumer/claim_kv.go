@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,7 +50,7 @@ func (c *Claim) createKey(ctx context.Context) error {
 	}
 	key := c.cfg.HiveID
 	deadline := time.Now().Add(c.cfg.Lease + c.cfg.Lease/2)
-	waiting := false
+	waiting, polls := false, 0
 	for {
 		body := c.body()
 		cctx, cancel := context.WithTimeout(ctx, kvTimeout)
@@ -85,7 +86,7 @@ func (c *Claim) createKey(ctx context.Context) error {
 			return fmt.Errorf("%w: another agent already serves hive %s: %s (its claim in bucket %s is renewed); stop it, or give this one another --hive-id",
 				ErrClaimed, key, o, ClaimBucket)
 		}
-		if !waiting {
+		if polls++; !waiting && polls > 5 && !c.announced(o.Instance) {
 			waiting = true
 			c.log.Warn("hive already claimed by an agent that does not answer; waiting for its lease to run out", "holder", o.String(), "lease", c.cfg.Lease)
 		}
@@ -120,6 +121,13 @@ func (c *Claim) heardRunning(instance string) bool {
 		}
 	}
 	return false
+}
+
+// announced reports whether instance announced itself at all.
+func (c *Claim) announced(instance string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(c.rivals, func(r claimant) bool { return r.Instance == instance })
 }
 
 // holdsKey reports whether this agent holds the hive's key.
