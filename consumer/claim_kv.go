@@ -62,7 +62,13 @@ func (c *Claim) createKey(ctx context.Context) error {
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			cancel()
-			return fmt.Errorf("claim hive %s in bucket %s: %w", key, ClaimBucket, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// E.g. no rights to the bucket's subjects: the announcements
+			// still keep a second agent out, without the atomic create.
+			c.log.Warn("the one-agent claim uses announcements only: cannot create the hive's key in "+ClaimBucket, "err", err)
+			return nil
 		}
 		e, gerr := kv.Get(cctx, key)
 		cancel()

@@ -207,7 +207,12 @@ func waitInterest(t testing.TB, obs *nats.Conn, s interface{ ClientURL() string 
 // those it refused as busy).
 func listCommands(t testing.TB, a *agent) uint64 {
 	t.Helper()
+	// Right after a reconnect the agent's service may not be reachable yet.
 	msg, err := a.client.Request("$SRV.STATS.hive-agent", nil, 10*time.Second)
+	for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		msg, err = a.client.Request("$SRV.STATS.hive-agent", nil, 10*time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
