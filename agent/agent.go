@@ -25,9 +25,13 @@ import (
 
 var _ commands.Spawner = (*spawner.Spawner)(nil)
 
-// ErrNotReached is returned by Start when its context ended before the
-// NATS server answered.
-var ErrNotReached = errors.New("stopped before NATS was reached")
+// Start's errors when its context ended before the agent served.
+var (
+	// ErrNotReached: the NATS server never answered.
+	ErrNotReached = errors.New("stopped before NATS was reached")
+	// ErrNotServing: connected, but not yet serving (e.g. claiming the hive).
+	ErrNotServing = errors.New("stopped before serving")
+)
 
 // Agent is one running hive-agent. Start, Close and Run are not for
 // concurrent use; the accessors are, once Start returned.
@@ -41,6 +45,9 @@ type Agent struct {
 	sp     *spawner.Spawner
 	cons   *consumer.Consumer
 	met    *metrics.Metrics
+	gpus   *commands.GPUPolicy
+	claim  *consumer.Claim // nil with SkipPeerCheck
+	js     *consumer.JetStreamConfig
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,19 +82,29 @@ func (a *Agent) Server() *server.Server { return a.srv }
 func (a *Agent) Run(ctx context.Context) error {
 	log := a.cfg.Logger
 	if err := a.Start(ctx); err != nil {
-		if errors.Is(err, ErrNotReached) {
+		if errors.Is(err, ErrNotReached) || errors.Is(err, ErrNotServing) {
 			log.Info(err.Error())
 			return nil
 		}
 		return err
+	}
+	var lost <-chan error
+	if a.claim != nil {
+		lost = a.claim.Lost()
 	}
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-a.fatal:
 		log.Error("cannot serve; stopping", "err", runErr)
+	case runErr = <-lost:
+		log.Error("another agent serves this hive; stopping", "err", runErr)
 	}
-	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", a.cfg.ShutdownWait)
+	why := "error"
+	if cause := context.Cause(ctx); runErr == nil && cause != nil {
+		why = cause.Error()
+	}
+	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", a.cfg.ShutdownWait, "reason", why)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownWait)
 	defer cancel()
 	err := errors.Join(runErr, a.Close(shutdownCtx))
@@ -105,8 +122,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		"worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
 	if err := a.start(ctx); err != nil {
 		a.Close(context.Background())
-		if ctx.Err() != nil && a.nc == nil {
+		switch {
+		case ctx.Err() != nil && a.nc == nil:
 			return ErrNotReached
+		case ctx.Err() != nil:
+			return ErrNotServing
 		}
 		return err
 	}
@@ -142,7 +162,17 @@ func (a *Agent) start(ctx context.Context) error {
 	}
 	// One agent per hive id: a second one would run some commands twice
 	// (each spawn goes to one of them, and neither sees the other's start).
+	// The claim is atomic (two agents started together cannot both win) and
+	// re-checked while running; FindPeers also finds agents too old to claim.
 	if !cfg.SkipPeerCheck {
+		host, _ := os.Hostname()
+		claimCfg := consumer.ClaimConfig{HiveID: cfg.HiveID, Host: host, Version: cfg.Version, Logger: log}
+		if a.js != nil {
+			claimCfg.JS = a.js.JS
+		}
+		if a.claim, err = consumer.AcquireClaim(ctx, nc, claimCfg); err != nil {
+			return err
+		}
 		peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
 		if err != nil {
 			return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
@@ -176,9 +206,18 @@ func (a *Agent) start(ctx context.Context) error {
 // down. Workers keep running. It is safe to call more than once.
 func (a *Agent) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
+		// Restarts whose backoff is running are left to the next agent
+		// (their records stay): they are the workers' policy, not this process's.
+		if a.sp != nil {
+			a.sp.Close()
+		}
 		if a.cons != nil {
 			a.closeErr = a.cons.Close(ctx)
 		}
+		if a.claim != nil {
+			a.claim.Release() // a successor may start at once
+		}
+		a.gpus.Close()
 		if a.nc != nil {
 			// Drained when connected, so what was published goes out;
 			// without a server there is nothing to drain to.

@@ -11,6 +11,7 @@ import (
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/gpu"
 	"github.com/rbee/hive-agent/spawner"
 )
 
@@ -58,6 +59,14 @@ type Config struct {
 	Devices spawner.DeviceProbe
 	// RestartBackoff is the wait before a failed worker's first restart; 0: the spawner's default.
 	RestartBackoff time.Duration
+	// ExitedTTL is how long list all shows a worker after it exited; 0: the spawner's default.
+	ExitedTTL time.Duration
+	// GPU configures the GPU memory policy.
+	GPU GPUConfig
+	// Health, when set, checks running workers' health after ready; nil: no checks.
+	Health *consumer.HealthConfig
+	// DrainFile is where the drain state is kept across restarts; empty: nowhere.
+	DrainFile string
 
 	// Defaults are what a command falls back on.
 	Defaults    commands.Defaults
@@ -69,8 +78,8 @@ type Config struct {
 	// ShutdownWait bounds Run's wait for commands in flight once its context ends.
 	ShutdownWait time.Duration
 
-	// SkipPeerCheck starts the agent even when another serves its hive id
-	// (tests of what two such agents do).
+	// SkipPeerCheck starts the agent without claiming its hive id and
+	// even when another agent serves it (tests of what two such agents do).
 	SkipPeerCheck bool
 	// OnDisconnect and OnReconnect, when set, run after the consumer
 	// heard of a lost or regained connection.
@@ -120,4 +129,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("log dir: required"))
 	}
 	return errors.Join(errs...)
+}
+
+// GPUConfig configures the agent's GPU memory policy (docs/gpus.md).
+type GPUConfig struct {
+	// Off leaves the agent without a policy: every spawn is admitted and
+	// no release is checked (tests that are not about GPUs).
+	Off bool
+	// Source reads nvidia-smi; nil: one with its defaults.
+	Source *gpu.Source
+	// Settle and ReleaseTimeout are --vram-settle and --vram-release-timeout.
+	Settle, ReleaseTimeout time.Duration
+	// Poll and Recheck are how often a release check and a taint re-check
+	// ask nvidia-smi; 0: the policy's defaults.
+	Poll, Recheck time.Duration
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rbee/hive-agent/consumer"
 )
 
 // startEmbedded starts the embedded NATS server; with storeDir set it has
@@ -62,14 +63,13 @@ var subscriptionRefused = regexp.MustCompile(`Subscription to "(\S+)"`)
 // forever. A subscription the server refuses is sent to fatal.
 func (a *Agent) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	cfg, log, fatal := a.cfg, a.cfg.Logger, a.fatal
-	opts := append([]nats.Option{
+	// The default keep-alive (2 min, 2 pings) notices a frozen server or
+	// a partition only after up to 6 min; the default write deadline
+	// (1 min) hides one under load.
+	opts := append(consumer.KeepAlive(cfg.PingInterval, cfg.MaxPingsOut), []nats.Option{
 		nats.Name("hive-agent " + cfg.HiveID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
-		// The default keep-alive (2 min, 2 pings) notices a frozen server or
-		// a partition only after up to 6 min.
-		nats.PingInterval(cfg.PingInterval),
-		nats.MaxPingsOutstanding(cfg.MaxPingsOut),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
@@ -85,7 +85,8 @@ func (a *Agent) connect(ctx context.Context, url string) (*nats.Conn, error) {
 			}
 			log.Error("NATS error", "subject", subj, "err", err)
 		}),
-	}, cfg.NATSOptions...)
+	}...)
+	opts = append(opts, cfg.NATSOptions...)
 	attempt := 0
 	op := func() (*nats.Conn, error) {
 		attempt++

@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,12 +21,15 @@ import (
 // callback can come (the consumer is not started yet).
 func (a *Agent) wire() error {
 	cfg, log, nc := a.cfg, a.cfg.Logger, a.nc
+	probe, gpus := a.newGPUPolicy()
+	a.gpus = gpus
 	sp, err := spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
 		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
-		Devices: cfg.Devices, RestartBackoff: cfg.RestartBackoff,
-		OnStart: func(w spawner.Worker) { a.cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		Devices: probe, RestartBackoff: cfg.RestartBackoff, ExitedTTL: cfg.ExitedTTL,
+		OnStart:          func(w spawner.Worker) { a.cons.WorkerStarted(w) },
+		OnExit:           func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		OnPendingRestart: func(p spawner.PendingRestart) { a.cons.RestartPending(p) },
 	})
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func (a *Agent) wire() error {
 				ws, _ := sp.List(context.Background())
 				out := make([]metrics.Worker, len(ws))
 				for i, w := range ws {
-					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: metrics.StateRunning}
+					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: string(sp.StateOf(w))}
 				}
 				return out
 			},
@@ -53,6 +54,9 @@ func (a *Agent) wire() error {
 			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
 			Logger:         log,
 		})
+		if gpus != nil {
+			a.met.RegisterGPU(gpuMetrics(gpus))
+		}
 	}
 	js, err := a.jetStream()
 	if err != nil {
@@ -64,14 +68,18 @@ func (a *Agent) wire() error {
 		// A result published while the connection was already dead, but
 		// before that was noticed, is published again after the reconnect.
 		RepublishWindow: max(15*time.Second, time.Duration(cfg.MaxPingsOut+1)*cfg.PingInterval),
-		Metadata:        map[string]string{"devices": strings.Join(devices(cfg.Devices), ","), "worker_types": strings.Join(cfg.Catalog.Names(), ",")},
+		Metadata:        gpuMetadata(gpus, map[string]string{"worker_types": strings.Join(cfg.Catalog.Names(), ",")}),
+		GPU:             gpus,
 		Catalog:         cfg.Catalog,
 		Metrics:         a.met,
 		JetStream:       js,
+		Health:          cfg.Health,
+		DrainFile:       cfg.DrainFile,
 	}
 	if cfg.Consumer != nil {
 		cfg.Consumer(nc, &ccfg)
 	}
+	a.js = ccfg.JetStream
 	if a.cons, err = consumer.New(nc, ccfg); err != nil {
 		return err
 	}
@@ -112,19 +120,4 @@ func (a *Agent) jetStream() (*consumer.JetStreamConfig, error) {
 		NoCreate: !cfg.JetStreamCreate,
 		Required: cfg.JetStream == JetStreamOn,
 	}, nil
-}
-
-// devices lists the devices a spawn may name here, for the service
-// metadata: cpu, one cuda:N per visible NVIDIA GPU, metal on macOS.
-func devices(probe spawner.DeviceProbe) []string {
-	out := []string{"cpu"}
-	if runtime.GOOS == "darwin" {
-		return append(out, "metal")
-	}
-	if n, _, err := probe.CountGPUs(); err == nil {
-		for i := range n {
-			out = append(out, "cuda:"+strconv.Itoa(i))
-		}
-	}
-	return out
 }

@@ -20,6 +20,14 @@ type (
 	DeleteResult = wire.DeleteResult
 	// LogsResult is the result of a worker.logs read.
 	LogsResult = wire.LogsResult
+	// RestartResult is a spawn result plus the pid of the process it replaced.
+	RestartResult = wire.RestartResult
+	// DrainResult is the result of a drain or a resume.
+	DrainResult = wire.DrainResult
+	// GPU is one GPU of a hive, as its stats report it.
+	GPU = wire.GPUInfo
+	// WorkerStatus is the part of a worker entry that says how it is.
+	WorkerStatus = wire.WorkerStatus
 )
 
 // SpawnRequest is a worker.spawn command. ModelID and Device are required;
@@ -42,6 +50,9 @@ type SpawnRequest struct {
 	// type's restart policy; empty and nil leave it.
 	Restart     string
 	MaxRestarts *int
+	// MinFreeVRAMMiB refuses the spawn (insufficient_vram) unless the GPU
+	// has this much memory free; nil leaves the worker type's vram_mib.
+	MinFreeVRAMMiB *int64
 }
 
 // wire is the request body.
@@ -50,6 +61,7 @@ func (r SpawnRequest) wire() wire.SpawnRequest {
 		Envelope: wire.Envelope{JobID: r.JobID, CommandID: r.CommandID},
 		ModelID:  r.ModelID, Device: r.Device, WorkerID: r.WorkerID, WorkerType: r.WorkerType,
 		Port: r.Port, QueenURL: r.QueenURL, Wait: r.Wait, Restart: r.Restart, MaxRestarts: r.MaxRestarts,
+		MinFreeVRAMMiB: r.MinFreeVRAMMiB,
 	}
 	if r.WaitTimeout > 0 {
 		// A positive timeout must not turn into "the agent's default".

@@ -44,6 +44,9 @@ type Spawner interface {
 	// CancelRestart cancels a failed worker's pending restart and reports
 	// whether there was one.
 	CancelRestart(workerID string) bool
+	// StateOf and Departed give worker states and recent exits (state.go).
+	StateOf(w spawner.Worker) spawner.State
+	Departed() []spawner.Departed
 }
 
 // Events publishes the lifecycle events commands cause. Implementations
@@ -98,6 +101,11 @@ type Deps struct {
 	// JSON-encoded so that the reply fits the connection's max payload;
 	// a logs read returns no more than fits.
 	MaxResultBytes int64
+	// GPU is the GPU memory policy; nil admits every spawn and checks
+	// no release (spawn_gpu.go).
+	GPU *GPUPolicy
+	// Agent serves agent.drain and agent.resume; nil: they fail.
+	Agent Agent
 }
 
 func (d Deps) now() time.Time {
@@ -113,5 +121,6 @@ func infoOf(w spawner.Worker, now time.Time) wire.WorkerInfo {
 		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: wire.Time{Time: w.StartedAt()},
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
+		WorkerStatus: wire.WorkerStatus{Restarts: w.Restarts},
 	}
 }

@@ -54,6 +54,12 @@ func newCommand(kind string) validator {
 		return &Get{}
 	case wire.KindLogs:
 		return &Logs{}
+	case wire.KindRestart:
+		return &Restart{}
+	case wire.KindDrain:
+		return &Drain{}
+	case wire.KindResume:
+		return &Resume{}
 	}
 	return nil
 }
@@ -139,7 +145,7 @@ func decodeError(err error, v any) *wire.Error {
 	switch {
 	case errors.As(err, &typeErr):
 		// Field is a dotted path that names embedded structs too
-		// ("SpawnRequest.Envelope.job_id"); the wire name is its last element.
+		// ("Envelope.job_id"); the wire name is its last element.
 		field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
 		if field == "" {
 			return BadRequest("", "body must be a JSON object, not %s", typeErr.Value)

@@ -172,11 +172,14 @@ func TestDecode_BadRequest(t *testing.T) {
 		)
 		for _, kind := range wire.Kinds {
 			body := map[string]string{
-				wire.KindSpawn:  spawnBody(""),
-				wire.KindDelete: `{"worker_id":"w"}`,
-				wire.KindList:   `{}`,
-				wire.KindGet:    `{"worker_id":"w"}`,
-				wire.KindLogs:   `{"worker_id":"w"}`,
+				wire.KindSpawn:   spawnBody(""),
+				wire.KindDelete:  `{"worker_id":"w"}`,
+				wire.KindList:    `{}`,
+				wire.KindGet:     `{"worker_id":"w"}`,
+				wire.KindLogs:    `{"worker_id":"w"}`,
+				wire.KindRestart: `{"worker_id":"w"}`,
+				wire.KindDrain:   `{}`,
+				wire.KindResume:  `{}`,
 			}[kind]
 			for _, f := range []string{"job_id", "command_id"} {
 				b := `{"` + f + `":` + id + "," + body[1:]
@@ -216,11 +219,11 @@ func TestDecode_BadRequest(t *testing.T) {
 
 func TestDecode_UnknownCommand(t *testing.T) {
 	tests := []struct{ name, kind, body string }{
-		{"restart", "worker.restart", `{}`},
+		{"reboot", "worker.reboot", `{}`},
 		{"empty kind", "", `{}`},
 		{"bare token", "spawn", `{"model_id":"m","device":"cpu"}`},
 		{"upper case", "WORKER.SPAWN", `{"model_id":"m","device":"cpu"}`},
-		{"not JSON", "worker.restart", "garbage"},
+		{"not JSON", "worker.reboot", "garbage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,7 +364,7 @@ func TestDecode_GeneratedIDs(t *testing.T) {
 		{"empty ids", wire.KindList, `{"job_id":"","command_id":""}`},
 		{"not JSON", wire.KindList, "garbage"},
 		{"invalid value", wire.KindSpawn, `{"model_id":"-x","device":"cpu"}`},
-		{"unknown kind", "worker.restart", ""},
+		{"unknown kind", "worker.reboot", ""},
 		{"too big", wire.KindList, strings.Repeat(" ", commands.MaxBodyBytes+1)},
 	}
 	for _, tt := range tests {
@@ -404,7 +407,7 @@ func TestDecode_EnvelopeKeepsValidIDs(t *testing.T) {
 		{"unknown field", wire.KindList, `{"job_id":"job-1","command_id":"cmd_1","x":1}`, true, job, command},
 		{"wrong type", wire.KindSpawn, spawnBody(`,"port":"9001","job_id":"job-1","command_id":"cmd_1"`), true, job, command},
 		{"trailing data", wire.KindList, `{"job_id":"job-1","command_id":"cmd_1"} {}`, true, job, command},
-		{"unknown kind", "worker.restart", `{"job_id":"job-1","command_id":"cmd_1"}`, true, job, command},
+		{"unknown kind", "worker.reboot", `{"job_id":"job-1","command_id":"cmd_1"}`, true, job, command},
 		{"invalid job_id", wire.KindList, `{"job_id":"a.b","command_id":"cmd_1"}`, true, "", command},
 		{"invalid command_id", wire.KindList, `{"job_id":"job-1","command_id":"*"}`, true, job, ""},
 		{"job_id of wrong type", wire.KindList, `{"job_id":5,"command_id":"cmd_1"}`, true, "", command},
@@ -494,7 +497,7 @@ func TestDecode_UnknownFieldHint(t *testing.T) {
 		{wire.KindDelete, `{"worker_id":"w","grace":5}`, "grace", "grace: unknown field; did you mean grace_ms?"},
 		{wire.KindLogs, `{"worker_id":"w","offest":0}`, "offest", "offest: unknown field; did you mean offset?"},
 		{wire.KindLogs, `{"worker_id":"w","line":3}`, "line", "line: unknown field; did you mean lines?"},
-		{wire.KindList, `{"verbose":true}`, "verbose", "verbose: unknown field; known fields: command_id, job_id"},
+		{wire.KindList, `{"verbose":true}`, "verbose", "verbose: unknown field; known fields: all, command_id, job_id"},
 		{wire.KindGet, `{"worker_id":"w","x":1}`, "x", "x: unknown field; known fields: command_id, job_id, log_lines, worker_id"},
 	}
 	for _, tt := range tests {

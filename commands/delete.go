@@ -59,10 +59,14 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 			fmt.Sprintf("Worker %s had failed and was waiting to be restarted; it will not be.", c.WorkerID), Fields{WorkerID: c.WorkerID})
 	}
 	first := true
+	var gpuPIDs []int
 	// The spawner calls onSignal right before each signal, from one goroutine.
 	res, err := d.Spawner.Stop(ctx, c.WorkerID, grace, func(sig string, w spawner.Worker) {
 		if first && d.Events != nil {
 			d.Events.WorkerStopping(w, c.JobID, grace)
+		}
+		if first {
+			gpuPIDs = d.GPU.pidsOf(w)
 		}
 		first = false
 		level, human := wire.LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
@@ -77,5 +81,9 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wire.DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}, nil
+	out := wire.DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}
+	if rel := d.GPU.ReleaseCheck(ctx, res.Worker, gpuPIDs); rel.Checked {
+		out.GPUReleased, out.GPUReleaseMS = &rel.Released, &rel.MS
+	}
+	return out, nil
 }

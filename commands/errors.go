@@ -37,7 +37,7 @@ var codes = []struct {
 	{catalog.ErrDeviceNotAccepted, wire.CodeDeviceUnavailable},
 }
 
-// ToError turns any error from a command into the *Error sent on the wire.
+// ToError turns any error from a command into the *wire.Error sent on the wire.
 // Errors without a known cause become internal.
 func ToError(err error) *wire.Error {
 	var e *wire.Error

@@ -32,7 +32,9 @@ type fakeSpawner struct {
 }
 
 // CancelRestart finds no pending restart.
-func (f *fakeSpawner) CancelRestart(string) bool { return false }
+func (f *fakeSpawner) CancelRestart(string) bool            { return false }
+func (f *fakeSpawner) StateOf(spawner.Worker) spawner.State { return spawner.StateRunning }
+func (f *fakeSpawner) Departed() []spawner.Departed         { return nil }
 
 var _ commands.Spawner = (*fakeSpawner)(nil)
 
@@ -259,7 +261,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-1","command_id":"c1"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
 			},
 			// A resend waits as the first did: this worker has been up
 			// longer than the alive window.
@@ -271,7 +273,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				`"port":9101,"queen_url":"https://q:1","wait":"exec","wait_timeout_ms":10}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
 			},
 			wantWait: wire.WaitExec,
 		},
@@ -280,7 +282,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-2","command_id":"c2"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
 			},
 			wantErr: wire.CodeConflict,
 		},
@@ -289,7 +291,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-3"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
 			},
 			wantErr: wire.CodeConflict,
 		},
@@ -517,11 +519,11 @@ func TestList_Execute(t *testing.T) {
 	info1 := wire.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cuda-llm", ModelID: "meta-llama/Llama-3-8b", Device: "cuda:0",
 		Port: 9101, JobID: "job-1", StartedAt: wireTime(t, "2026-11-26T17:00:00.500Z"), UptimeMS: 9500, RSSBytes: 1 << 30,
-		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log",
+		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log", WorkerStatus: wire.WorkerStatus{State: "running"},
 	}
 	info2 := wire.WorkerInfo{
 		WorkerID: "w2", PID: 7, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu",
-		StartedAt: wireTime(t, "2026-11-26T17:00:11.000Z"), UptimeMS: 0,
+		StartedAt: wireTime(t, "2026-11-26T17:00:11.000Z"), UptimeMS: 0, WorkerStatus: wire.WorkerStatus{State: "running"},
 	}
 	tests := []struct {
 		name     string
@@ -574,6 +576,7 @@ func TestGet_Execute(t *testing.T) {
 	wantInfo := wire.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu", Port: 9100, JobID: "job-1",
 		StartedAt: wireTime(t, "2026-11-26T17:00:00.000Z"), UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
+		WorkerStatus: wire.WorkerStatus{State: "running"},
 	}
 	tests := []struct {
 		name      string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/wire"
 )
 
@@ -45,5 +46,6 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}
-	return wire.GetResult{WorkerInfo: infoOf(w, d.now()), LogTail: tail}, nil
+	vram := d.GPU.usage(ctx, []spawner.Worker{w})
+	return wire.GetResult{WorkerInfo: withVRAM(runningInfo(d.Spawner, w, d.now()), vram), LogTail: tail}, nil
 }

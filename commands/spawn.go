@@ -21,6 +21,8 @@ const (
 	MaxModelIDLen    = 512
 	MaxWaitTimeoutMS = 3_600_000
 	MaxRestarts      = 1000
+	// MaxVRAMMiB bounds min_free_vram_mib (1 PiB).
+	MaxVRAMMiB = 1 << 30
 )
 
 // Spawn starts a worker.
@@ -28,6 +30,9 @@ type Spawn struct {
 	wire.SpawnRequest
 
 	device spawner.Device
+	// restarts, when positive, starts the worker as that restart of its
+	// id (a restart command).
+	restarts int
 }
 
 // Kind is worker.spawn.
@@ -88,6 +93,14 @@ func (c *Spawn) validate() *wire.Error {
 	}
 	if c.MaxRestarts != nil && (*c.MaxRestarts < 0 || *c.MaxRestarts > MaxRestarts) {
 		return BadRequest("max_restarts", "%d: want 0-%d", *c.MaxRestarts, MaxRestarts)
+	}
+	if c.MinFreeVRAMMiB != nil {
+		if *c.MinFreeVRAMMiB < 0 || *c.MinFreeVRAMMiB > MaxVRAMMiB {
+			return BadRequest("min_free_vram_mib", "%d: want 0-%d", *c.MinFreeVRAMMiB, MaxVRAMMiB)
+		}
+		if *c.MinFreeVRAMMiB > 0 && d.Type != spawner.CUDA {
+			return BadRequest("min_free_vram_mib", "only a GPU device (cuda:N, GPU-N, GPU-<uuid>) has VRAM; %s has none", c.Device)
+		}
 	}
 	return nil
 }

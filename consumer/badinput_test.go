@@ -63,7 +63,7 @@ func TestConsumer_BadInputs(t *testing.T) {
 		{"delete unknown worker", "delete", `{"worker_id":"nobody"}`, wire.CodeNotFound, ""},
 		{"get unknown worker", "get", `{"worker_id":"nobody"}`, wire.CodeNotFound, ""},
 		{"too many log lines", "get", `{"worker_id":"taken","log_lines":1001}`, wire.CodeBadRequest, "log_lines"},
-		{"unknown command", "restart", `{}`, wire.CodeUnknownCommand, ""},
+		{"unknown command", "reboot", `{}`, wire.CodeUnknownCommand, ""},
 		{"unknown deeper subject", "spawn.now", `{}`, wire.CodeUnknownCommand, ""},
 		{"job id with a dot", "list", `{"job_id":"a.b"}`, wire.CodeBadRequest, "job_id"},
 		{"command id wildcard", "list", `{"command_id":">"}`, wire.CodeBadRequest, "command_id"},

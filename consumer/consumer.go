@@ -23,7 +23,6 @@ import (
 
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/subjects"
 	"github.com/rbee/hive-agent/wire"
@@ -61,16 +60,27 @@ type Config struct {
 	// results are published again after the reconnect; default
 	// RepublishWindow.
 	RepublishWindow time.Duration
+	// RepublishMaxBytes bounds what the republish window keeps; when it is
+	// full, new commands answer busy until it drains. Default
+	// DefaultRepublishMaxBytes.
+	RepublishMaxBytes int
 	// Metadata is added to the service's metadata (hive_id, version, host
 	// and pid are always there), e.g. the devices and worker types, which
 	// `hive-agent hives` shows.
 	Metadata map[string]string
 	// Metrics, when set, counts commands and worker exits for Prometheus.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// GPU, when set, is the GPU memory policy (admission, release checks;
+	// see gpu.go); its live figures go into the stats.
+	GPU    *commands.GPUPolicy
+	Logger *slog.Logger
 	// JetStream, when set, adds durable intake and stored outcomes
 	// (docs/intake.md); nil serves request/reply only.
 	JetStream *JetStreamConfig
+	// Health, when set, checks running workers after ready (health.go).
+	Health *HealthConfig
+	// DrainFile, when set, keeps the drain state across restarts (drain.go).
+	DrainFile string
 }
 
 func (c *Config) setDefaults() {
@@ -85,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RepublishWindow == 0 {
 		c.RepublishWindow = RepublishWindow
+	}
+	if c.RepublishMaxBytes == 0 {
+		c.RepublishMaxBytes = DefaultRepublishMaxBytes
 	}
 	if c.JetStream != nil {
 		c.JetStream.Streams.setDefaults()
@@ -105,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.MaxInFlight))
+	}
+	if c.RepublishMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("republish max bytes %d: must not be negative", c.RepublishMaxBytes))
 	}
 	if c.RepublishWindow < 0 {
 		errs = append(errs, fmt.Errorf("republish window %s: must not be negative", c.RepublishWindow))
@@ -128,8 +144,10 @@ type Consumer struct {
 	cfg     Config
 	nc      *nats.Conn
 	log     *slog.Logger
+	svcMu   sync.Mutex // guards svc, which a drain registers anew (service.go)
 	svc     micro.Service
 	unknown *nats.Subscription
+	drain   drainState
 	// instance is the micro service id once started; connection callbacks read it.
 	instance atomic.Pointer[string]
 	out      *outbox
@@ -161,7 +179,7 @@ func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Consumer{
 		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
-		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow),
+		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow, cfg.RepublishMaxBytes),
 		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
 		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]map[string]uint64{}},
 	}, nil
@@ -174,30 +192,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := micro.AddService(c.nc, micro.Config{
-		Name:        ServiceName,
-		Version:     version.SemVer(c.cfg.Version), // micro accepts only strict SemVer
-		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
-		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version, c.cfg.Metadata),
-		StatsHandler: func(e *micro.Endpoint) any {
-			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("add micro service: %w", err)
+	if err := c.loadDrain(); err != nil {
+		return err
 	}
-	for _, cmd := range subjects.Commands {
-		subj, err := subjects.WorkerCommand(c.cfg.HiveID, cmd)
-		if err != nil {
-			return errors.Join(err, svc.Stop())
-		}
-		kind := "worker." + cmd
-		handler := micro.HandlerFunc(func(req micro.Request) {
-			c.dispatch(kind, inbound{subject: req.Subject(), reply: req.Reply(), data: req.Data()})
-		})
-		if err := svc.AddEndpoint(cmd, handler, micro.WithEndpointSubject(subj)); err != nil {
-			return errors.Join(fmt.Errorf("add endpoint %s: %w", cmd, err), svc.Stop())
-		}
+	svc, err := c.addService()
+	if err != nil {
+		return err
 	}
 	// Any other subject under the group gets unknown_command. This is a plain
 	// queue subscription, not an endpoint: it sees every command too (and
@@ -216,7 +216,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("subscribe %s: %w", wildcard, err), svc.Stop())
 	}
 	c.unknown = unknown
+	c.svcMu.Lock()
 	c.svc = svc
+	c.svcMu.Unlock()
 	// Subscriptions are sent asynchronously; once Start returns the agent
 	// must be reachable, so wait for the server to have them all.
 	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
@@ -241,6 +243,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}
 	c.publishInventory(ctx, InventoryStart)
+	if c.cfg.Health != nil {
+		if err := c.startHealth(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -292,6 +299,12 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 			Message: fmt.Sprintf("hive %s is stopping; send the command again once it is back", c.cfg.HiveID)})
 		return
 	}
+	if !c.out.room() {
+		c.closeMu.Unlock()
+		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
+			Message: fmt.Sprintf("hive %s keeps %s of results it may have to publish again after a reconnect, its limit; retry shortly", c.cfg.HiveID, byteSize(c.cfg.RepublishMaxBytes))})
+		return
+	}
 	select {
 	case c.sem <- struct{}{}:
 	default:
@@ -305,7 +318,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	go func() {
 		defer c.inflight.Done()
 		defer func() { <-c.sem }()
-		c.run(kind, in, nil)
+		c.run(kind, in, c.refusal(kind))
 	}()
 }
 
@@ -322,11 +335,13 @@ func (c *Consumer) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
 		}
 	}
+	c.svcMu.Lock()
 	if c.svc != nil {
 		if err := c.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
 		}
 	}
+	c.svcMu.Unlock()
 	if c.intake != nil {
 		c.intake.stop()
 		defer c.intake.finish()

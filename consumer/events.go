@@ -13,6 +13,25 @@ import (
 	"github.com/rbee/hive-agent/wire"
 )
 
+// RestartPending publishes what the agent does with a restart an earlier
+// agent left pending, and logs it. Wire it to
+// spawner.Config.OnPendingRestart.
+func (c *Consumer) RestartPending(p spawner.PendingRestart) {
+	w := p.Worker
+	ev := wire.PendingRestartEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, ModelID: w.ModelID, Port: w.Port,
+		Restart: w.Restarts, MaxRestarts: w.Restart.Max}
+	if !p.Due.IsZero() {
+		ev.DueAt = wire.Time{Time: p.Due}
+		in := max(0, time.Until(p.Due).Milliseconds())
+		ev.RestartInMS = &in
+	}
+	kind := subjects.EventRestartResumed
+	if p.Abandoned != nil {
+		kind, ev.Reason = subjects.EventRestartAbandoned, p.Abandoned.Error()
+	}
+	c.publishEvent(kind, ev)
+}
+
 var _ commands.Events = (*Consumer)(nil)
 
 // stoppingFlush bounds the wait for the server to have the stopping event
@@ -93,6 +112,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)
 	c.cfg.Metrics.WorkerExited(exitCause(e))
+	c.checkGPURelease(w)
 	if e.Adopted {
 		// Its job belongs to an earlier run of the agent, whose narration
 		// sequence is gone: numbering from 1 again would break the job's order.
@@ -115,6 +135,8 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	switch {
 	case e.Restart > 0:
 		human += fmt.Sprintf(" Restarting it in %s (restart %d of %d); a delete cancels that.", e.RestartIn, e.Restart, w.Restart.Max)
+	case w.Restart.OnFailure && e.SpawnFailed && (e.Signal != "" || e.Code != 0):
+		human += " Not restarting it: it exited before its spawn's wait ended, so the spawn failed."
 	case w.Restart.OnFailure && (e.Signal != "" || e.Code != 0) && w.Restarts >= w.Restart.Max:
 		human += fmt.Sprintf(" Not restarting it: it was restarted %d time(s), its max_restarts.", w.Restarts)
 	}

@@ -38,6 +38,8 @@ type agent struct {
 	// close stops the agent (once); it runs when the test ends, or earlier
 	// when a test must stop it before servers it started later go.
 	close func()
+	// lastRaw is free for a test to keep a raw reply in.
+	lastRaw string
 }
 
 type agentOpts struct {
@@ -49,6 +51,9 @@ type agentOpts struct {
 	devices     spawner.DeviceProbe
 	// restartBackoff is the spawner's first restart backoff; 0: its default.
 	restartBackoff time.Duration
+	// logDir, when set, is the agent's log directory (an earlier agent's,
+	// to take over its restart records); default: a fresh one.
+	logDir string
 	// url and natsOpts, when set, are how the agent connects (the client
 	// always connects to s directly).
 	url      string
@@ -64,6 +69,9 @@ type agentOpts struct {
 	config func(*nats.Conn, *consumer.Config)
 	// startErr, when set, receives Start's error instead of failing the test.
 	startErr *error
+	// gpu, when set, is the agent's GPU policy configuration (gpu_test.go);
+	// default: no policy.
+	gpu *hiveagent.GPUConfig
 }
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
@@ -77,7 +85,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	if o.url == "" {
 		o.url = s.ClientURL()
 	}
-	a := &agent{hive: o.hive, logDir: t.TempDir()}
+	if o.logDir == "" {
+		o.logDir = t.TempDir()
+	}
+	a := &agent{hive: o.hive, logDir: o.logDir}
 	var err error
 	a.client, err = nats.Connect(s.ClientURL(), o.clientOpts...)
 	if err != nil {
@@ -91,11 +102,15 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 		HiveID: o.hive, NATSURL: o.url, NATSOptions: o.natsOpts,
 		WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
 		Devices: o.devices, RestartBackoff: o.restartBackoff, MaxInFlight: o.maxInFlight,
+		GPU: hiveagent.GPUConfig{Off: true},
 		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: wire.WaitAlive,
 			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
 		// Some tests start a second agent of one hive on purpose.
 		SkipPeerCheck: true,
 		Consumer:      o.config,
+	}
+	if o.gpu != nil {
+		cfg.GPU = *o.gpu
 	}
 	if o.onLost != nil {
 		cfg.OnDisconnect = func(error) { o.onLost() }

@@ -28,8 +28,18 @@ type outcome struct {
 // narration, result and reply.
 func (c *Consumer) run(kind string, in inbound, refuse *wire.Error) {
 	o := c.execute(kind, in, refuse)
+	// Counted before anything is published: a caller that reads the stats
+	// right after its reply must find its command in them.
+	c.record(o)
+	publish, publishResult := c.out.publish, c.out.publishResult
+	if refuse != nil {
+		// A refused command did not run: its answer is not kept to be
+		// published again, so refusals never fill the republish window.
+		publish = func(m *nats.Msg) (*sent, error) { return nil, c.nc.PublishMsg(m) }
+		publishResult = publish
+	}
 	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
-		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
+		if _, perr := publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
 			c.log.Warn("publish result", "subject", subj, "err", perr)
 		}
 	}
@@ -40,11 +50,10 @@ func (c *Consumer) run(kind string, in inbound, refuse *wire.Error) {
 			msg.Header = nats.Header{micro.ErrorCodeHeader: {o.reply.Error.Code}, micro.ErrorHeader: {headerText(o.reply.Error.Message)}}
 		}
 		// Kept too: a requester with a long timeout still waits for it.
-		if _, err := c.out.publish(msg); err != nil {
+		if _, err := publish(msg); err != nil {
 			c.log.Warn("reply", "kind", kind, "job_id", o.env.JobID, "err", err)
 		}
 	}
-	c.record(o)
 }
 
 // execute decodes and runs one command (or reports refuse, when set),
@@ -63,7 +72,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *wire.Error) outcome 
 	}
 	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
-	n.Narrate("worker_"+verb+"_start", wire.LevelInfo,
+	n.Narrate(actionPrefix(verb)+verb+"_start", wire.LevelInfo,
 		fmt.Sprintf("Hive %s received %s command %s%s.", c.cfg.HiveID, kind, env.CommandID, in.via), commands.Fields{})
 
 	var result any
@@ -75,7 +84,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *wire.Error) outcome 
 		err = decodeErr
 	default:
 		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults,
-			Catalog: c.cfg.Catalog, MaxResultBytes: c.resultRoom(kind, env)})
+			Catalog: c.cfg.Catalog, GPU: c.cfg.GPU, Agent: c, MaxResultBytes: c.resultRoom(kind, env)})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}
@@ -164,6 +173,12 @@ func actionVerb(kind string) string {
 		return "get"
 	case wire.KindLogs:
 		return "logs"
+	case wire.KindRestart:
+		return "restart"
+	case wire.KindDrain:
+		return "drain"
+	case wire.KindResume:
+		return "resume"
 	}
 	return "command"
 }
@@ -176,9 +191,17 @@ func askForLess(kind string) string {
 	return "ask for fewer log_lines"
 }
 
+// actionPrefix is "agent_" for the agent's own commands, else "worker_".
+func actionPrefix(verb string) string {
+	if verb == "drain" || verb == "resume" {
+		return "agent_"
+	}
+	return "worker_"
+}
+
 func endAction(verb string, ok bool) string {
 	if !ok {
-		return "worker_" + verb + "_failed"
+		return actionPrefix(verb) + verb + "_failed"
 	}
 	switch verb {
 	case "spawn":
@@ -189,6 +212,12 @@ func endAction(verb string, ok bool) string {
 		return "worker_listed"
 	case "logs":
 		return "worker_logs_read"
+	case "restart":
+		return "worker_restart_done"
+	case "drain":
+		return "agent_drained"
+	case "resume":
+		return "agent_resume_done"
 	}
 	return "worker_got"
 }
@@ -204,11 +233,18 @@ func summary(kind string, r wire.Reply[any]) (human, workerID string, pid int) {
 			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
 		}
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
+	case wire.RestartResult:
+		return fmt.Sprintf("Worker %s was restarted: pid %d replaced pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.PreviousPID, v.Port, v.Wait), v.WorkerID, v.PID
+	case wire.DrainResult:
+		if !v.Draining {
+			return fmt.Sprintf("Hive %s is not draining.", r.HiveID), "", 0
+		}
+		return fmt.Sprintf("Hive %s is draining since %s; %d worker(s) stopped.", r.HiveID, v.Since, len(v.Stopped)), "", 0
 	case wire.AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case wire.DeleteResult:
-		if v.RestartCancelled && v.PID == 0 {
-			return fmt.Sprintf("Worker %s was not running; its restart is cancelled.", v.WorkerID), v.WorkerID, 0
+		if v.PID == 0 { // only a pending restart was cancelled
+			return fmt.Sprintf("Worker %s was waiting to be restarted; the restart is cancelled and no process was left to stop.", v.WorkerID), v.WorkerID, 0
 		}
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
 	case wire.ListResult:

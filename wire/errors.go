@@ -13,6 +13,11 @@ const (
 	CodeNotReady          = "not_ready"
 	CodeBusy              = "busy"
 	CodeInternal          = "internal"
+	// CodeInsufficientVRAM: the pinned GPU has less free memory than the
+	// spawn's min_free_vram_mib (or its type's vram_mib).
+	CodeInsufficientVRAM = "insufficient_vram"
+	// CodeDraining answers a spawn or restart while the agent drains.
+	CodeDraining = "draining"
 )
 
 // Error is the error object of an ok:false reply: the agent refused or

@@ -112,4 +112,75 @@ type StatsData struct {
 	// refusing (e.g. full with discard new): published and acknowledged
 	// anyway, so not readable later (docs/intake.md). Across endpoints.
 	ResultsNotStored uint64 `json:"results_not_stored"`
+	// GPUs are the agent's GPUs now (memory, taint).
+	GPUs []GPUInfo `json:"gpus,omitempty"`
+}
+
+// PendingRestartEvent is published on
+// hive.<hive_id>.events.worker.restart_resumed when the agent, at start,
+// takes on a restart that an earlier agent announced in an exited event
+// (restart, restart_in_ms) but was stopped or killed before starting, and
+// on hive.<hive_id>.events.worker.restart_abandoned when it cannot (Reason).
+type PendingRestartEvent struct {
+	HiveID   string `json:"hive_id"`
+	WorkerID string `json:"worker_id"`
+	JobID    string `json:"job_id,omitempty"`
+	ModelID  string `json:"model_id,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// Restart is the restart that was due, of MaxRestarts.
+	Restart     int `json:"restart,omitempty"`
+	MaxRestarts int `json:"max_restarts,omitempty"`
+	// DueAt is when the backoff ends; RestartInMS how long from now (0:
+	// overdue, started at once). Absent when the record was unreadable.
+	DueAt       Time   `json:"due_at,omitzero"`
+	RestartInMS *int64 `json:"restart_in_ms,omitempty"`
+	// Reason says why the restart is abandoned.
+	Reason string `json:"reason,omitempty"`
+}
+
+// UnhealthyEvent is published on hive.<hive_id>.events.worker.unhealthy
+// when a worker's last health_failures checks failed, and (with Failures 0
+// and LastError empty) on ...events.worker.healthy when it answers again.
+type UnhealthyEvent struct {
+	HiveID    string `json:"hive_id"`
+	WorkerID  string `json:"worker_id"`
+	JobID     string `json:"job_id"`
+	PID       int    `json:"pid"`
+	Failures  int    `json:"failures"`
+	LastError string `json:"last_error,omitempty"`
+	// Since is when the failures began (on healthy: when they had begun).
+	Since Time `json:"since"`
+	// Action is what the agent does about it: event or restart.
+	Action string `json:"action,omitempty"`
+}
+
+// DrainEvent is published on hive.<hive_id>.events.agent.draining and
+// ...events.agent.resumed.
+type DrainEvent struct {
+	HiveID string `json:"hive_id"`
+	DrainState
+}
+
+// GPUReleased is the body of hive.<hive_id>.events.gpu.released: the
+// worker's processes left the GPU, ms after the check began, freeing
+// freed_mib (the most they were seen holding).
+type GPUReleased struct {
+	HiveID   string `json:"hive_id"`
+	Device   string `json:"device"`
+	UUID     string `json:"uuid"`
+	WorkerID string `json:"worker_id"`
+	FreedMiB int64  `json:"freed_mib"`
+	MS       int64  `json:"ms"`
+}
+
+// GPUTainted is the body of hive.<hive_id>.events.gpu.tainted: processes
+// of the worker still held used_mib on the GPU when the release timeout
+// passed.
+type GPUTainted struct {
+	HiveID   string `json:"hive_id"`
+	Device   string `json:"device"`
+	UUID     string `json:"uuid"`
+	WorkerID string `json:"worker_id"`
+	PIDs     []int  `json:"pids"`
+	UsedMiB  int64  `json:"used_mib"`
 }

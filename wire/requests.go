@@ -30,6 +30,9 @@ type SpawnRequest struct {
 	// type's restart policy.
 	Restart     string `json:"restart,omitempty"`
 	MaxRestarts *int   `json:"max_restarts,omitempty"`
+	// MinFreeVRAMMiB refuses the spawn with insufficient_vram unless the
+	// pinned GPU has this much memory free; it overrides the type's vram_mib.
+	MinFreeVRAMMiB *int64 `json:"min_free_vram_mib,omitempty"`
 }
 
 // DeleteRequest is the body of worker.delete.
@@ -43,6 +46,8 @@ type DeleteRequest struct {
 // ListRequest is the body of worker.list.
 type ListRequest struct {
 	Envelope
+	// All adds the workers that exited within the agent's exited TTL.
+	All bool `json:"all,omitempty"`
 }
 
 // GetRequest is the body of worker.get.
@@ -60,4 +65,27 @@ type LogsRequest struct {
 	Lines    *int   `json:"lines,omitempty"`
 	Offset   *int64 `json:"offset,omitempty"`
 	MaxBytes *int64 `json:"max_bytes,omitempty"`
+}
+
+// RestartRequest is the body of worker.restart: stop the worker as a
+// delete would, then start it again with the spec it was started with.
+type RestartRequest struct {
+	Envelope
+	WorkerID      string `json:"worker_id"`
+	GraceMS       *int   `json:"grace_ms,omitempty"`
+	Wait          string `json:"wait,omitempty"`
+	WaitTimeoutMS *int64 `json:"wait_timeout_ms,omitempty"`
+}
+
+// DrainRequest is the body of agent.drain: start no more workers and,
+// with StopWorkers, delete every worker once DeadlineMS has passed.
+type DrainRequest struct {
+	Envelope
+	StopWorkers bool   `json:"stop_workers,omitempty"`
+	DeadlineMS  *int64 `json:"deadline_ms,omitempty"`
+}
+
+// ResumeRequest is the body of agent.resume: end a drain.
+type ResumeRequest struct {
+	Envelope
 }

@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // SpawnResult is the result of worker.spawn.
 type SpawnResult struct {
@@ -23,13 +26,19 @@ type SpawnResult struct {
 // DeleteResult is the result of worker.delete.
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
+	// PID is the stopped worker's; absent when no process was left (the
+	// delete only cancelled a pending restart).
+	PID int `json:"pid,omitempty"`
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
 	// RestartCancelled is true when the worker had failed and was waiting
 	// for its restart, which the delete cancelled.
 	RestartCancelled bool `json:"restart_cancelled,omitempty"`
+	// GPUReleased and GPUReleaseMS, for a worker on a GPU, say whether its
+	// processes left the GPU within --vram-release-timeout, and when.
+	GPUReleased  *bool  `json:"gpu_released,omitempty"`
+	GPUReleaseMS *int64 `json:"gpu_release_ms,omitempty"`
 }
 
 // AlreadyStoppedResult is the result of a delete delivered again by the
@@ -55,6 +64,29 @@ type WorkerInfo struct {
 	RSSBytes   uint64 `json:"rss_bytes"`
 	BinaryPath string `json:"binary_path"`
 	LogPath    string `json:"log_path"`
+	// GPUMemoryMiB is the memory the worker's processes hold on GPUs, for
+	// workers on a GPU when nvidia-smi answers.
+	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
+	WorkerStatus
+}
+
+// WorkerStatus is the part of a worker entry that says how it is
+// (PROTOCOL v1.2 "Worker state").
+type WorkerStatus struct {
+	// State is starting, loading, running, ready, unhealthy, stopping,
+	// backoff or exited.
+	State string `json:"state"`
+	// Restarts counts the restarts of this worker id so far.
+	Restarts int `json:"restarts"`
+	// RestartAt is when a worker in backoff is started again.
+	RestartAt Time `json:"restart_at,omitzero"`
+	// ExitCode or Signal, ExitedAt and RanMS are set on exited and
+	// backoff entries (neither of the first two when the status is
+	// unknown: a worker adopted from an earlier run).
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	ExitedAt Time   `json:"exited_at,omitzero"`
+	RanMS    int64  `json:"ran_ms,omitempty"`
 }
 
 // Uptime is how long the worker had been running when the agent answered.
@@ -86,4 +118,69 @@ type LogsResult struct {
 	// stopped worker left. A follower stops once it read everything of a
 	// log whose worker is no longer running.
 	Running bool `json:"running"`
+}
+
+// RestartResult is the result of worker.restart: a spawn result plus the
+// pid of the process it replaced.
+type RestartResult struct {
+	SpawnResult
+	PreviousPID int `json:"previous_pid"`
+}
+
+// DrainState is the agent's drain state as drain and resume report it.
+type DrainState struct {
+	Draining    bool  `json:"draining"`
+	StopWorkers bool  `json:"stop_workers,omitempty"`
+	DeadlineMS  int64 `json:"deadline_ms,omitempty"`
+	Since       Time  `json:"since,omitzero"`
+}
+
+// DrainResult is the result of agent.drain and agent.resume.
+type DrainResult struct {
+	DrainState
+	// Stopped lists the workers a drain with stop_workers deleted.
+	Stopped []string `json:"stopped,omitempty"`
+	// Resumed is true when a resume ended the drain before its deadline.
+	Resumed bool `json:"resumed,omitempty"`
+}
+
+// GPUInfo is one GPU as the metadata, the stats and `hive-agent hives`
+// show it. Index is the N of cuda:N, which a spawn names (the host index
+// unless the agent's CUDA_VISIBLE_DEVICES reorders or hides GPUs).
+type GPUInfo struct {
+	Device         string `json:"device"`
+	Index          int    `json:"index"`
+	UUID           string `json:"uuid"`
+	Name           string `json:"name"`
+	MemoryTotalMiB int64  `json:"memory_total_mib"`
+	MemoryUsedMiB  int64  `json:"memory_used_mib"`
+	MemoryFreeMiB  int64  `json:"memory_free_mib"`
+	Tainted        bool   `json:"tainted"`
+	TaintedPIDs    []int  `json:"tainted_pids,omitempty"`
+}
+
+// Worker states.
+const (
+	StateStarting  = "starting"
+	StateLoading   = "loading"
+	StateRunning   = "running"
+	StateReady     = "ready"
+	StateUnhealthy = "unhealthy"
+	StateStopping  = "stopping"
+	StateBackoff   = "backoff"
+	StateExited    = "exited"
+)
+
+// ExitText describes how an exited worker ended: "exit 3", "SIGKILL", or
+// "unknown"; empty for a worker that runs.
+func (s WorkerStatus) ExitText() string {
+	switch {
+	case s.ExitedAt.IsZero():
+		return ""
+	case s.Signal != "":
+		return s.Signal
+	case s.ExitCode != nil:
+		return "exit " + strconv.Itoa(*s.ExitCode)
+	}
+	return "unknown"
 }

@@ -22,10 +22,15 @@ const (
 	KindList   = "worker.list"
 	KindGet    = "worker.get"
 	KindLogs   = "worker.logs"
+	// KindRestart is worker.restart (PROTOCOL v1.2 "Restart").
+	KindRestart = "worker.restart"
+	// KindDrain and KindResume are the agent commands.
+	KindDrain  = "agent.drain"
+	KindResume = "agent.resume"
 )
 
 // Kinds lists every command kind.
-var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs}
+var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs, KindRestart, KindDrain, KindResume}
 
 // Wait modes of a spawn: what its reply waits for.
 const (
@@ -58,6 +63,9 @@ type Time struct{ time.Time }
 
 // MarshalJSON writes t in TimeFormat, in UTC.
 func (t Time) MarshalJSON() ([]byte, error) { return marshalTime(t.Time, TimeFormat) }
+
+// FormatTime is t as a Time goes on the wire, for text that shows one.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
 // UnmarshalJSON reads an RFC 3339 time.
 func (t *Time) UnmarshalJSON(b []byte) error { return unmarshalTime(b, &t.Time) }

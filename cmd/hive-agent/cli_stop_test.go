@@ -57,13 +57,13 @@ func TestCLI_StopDuringRestartBackoffSaysRestartCancelled(t *testing.T) {
 		}
 	}
 	r := mustCLI(t, url, "stop", "phoenix", "-H", hive)
-	if got := field(r.stdout, "restart"); !strings.HasPrefix(got, "cancelled") {
+	if got := field(r.stdout, "restart cancelled"); !strings.HasPrefix(got, "yes") {
 		t.Errorf("stop during restart backoff: restart field %q, want it cancelled: %s", got, r)
 	}
 	if field(r.stdout, "worker") != "phoenix" || field(r.stdout, "pid") != "" || field(r.stdout, "signal") != "" {
 		t.Errorf("stop during restart backoff: want the worker and no pid or signal (none was sent): %s", r)
 	}
-	if !strings.Contains(r.stderr, "worker_restart_cancelled") || !strings.Contains(r.stderr, "its restart is cancelled") ||
+	if !strings.Contains(r.stderr, "worker_restart_cancelled") || !strings.Contains(r.stderr, "the restart is cancelled") ||
 		strings.Contains(r.stderr, "pid 0") {
 		t.Errorf("stop during restart backoff: narration: want worker_restart_cancelled and an end that says so, no pid 0: %s", r)
 	}

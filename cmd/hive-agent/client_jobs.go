@@ -29,6 +29,7 @@ type spawnCmd struct {
 	QueenURL    string `name:"queen-url" help:"Queen URL for the worker (default: the agent's --queen-url)."`
 	Restart     string `name:"restart" placeholder:"no|on-failure" help:"Restart the worker when it fails (default: its type's policy)."`
 	MaxRestarts int    `name:"max-restarts" default:"-1" help:"How often --restart on-failure restarts it (default: its type's)."`
+	MinFreeVRAM int64  `name:"min-free-vram" default:"-1" help:"Refuse the spawn (insufficient_vram) unless the GPU has this many MiB free (default: its type's vram_mib)."`
 	Job         string `name:"job" help:"Job id for the narration and result subjects, to read back later with hive-agent job (default: a new UUID)."`
 	clientFlags `embed:""`
 }
@@ -73,6 +74,9 @@ func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout+readyMargin)
 		defer cancel()
+	}
+	if s.MinFreeVRAM >= 0 {
+		req.MinFreeVRAMMiB = &s.MinFreeVRAM
 	}
 	if s.MaxRestarts >= 0 {
 		req.MaxRestarts = &s.MaxRestarts
@@ -119,23 +123,24 @@ func (s *stopCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	if s.JSON {
 		return o.json(r)
 	}
-	return stopSummary(o, r)
-}
-
-// stopSummary writes a stop's result. A worker that had failed and was
-// waiting for its restart has no process to signal: the summary says the
-// restart was cancelled instead of a pid 0 and no signal.
-func stopSummary(o *output, r client.Reply[client.DeleteResult]) error {
 	res := r.Result
-	restart := ""
+	pid, stopped, cancelled := "", "", ""
+	if res.PID != 0 { // absent when only a pending restart was cancelled
+		pid, stopped = strconv.Itoa(res.PID), (time.Duration(res.StoppedMS) * time.Millisecond).String()
+	}
 	if res.RestartCancelled {
-		restart = "cancelled (the worker had failed and was waiting to be restarted)"
+		cancelled = "yes (it had failed and was waiting to be restarted)"
 	}
-	if res.RestartCancelled && res.PID == 0 {
-		return o.fields("worker", res.WorkerID, "hive", r.HiveID, "restart", restart, "job", r.JobID)
+	fields := []string{"worker", res.WorkerID, "hive", r.HiveID, "pid", pid, "signal", res.Signal,
+		"stopped in", stopped, "restart cancelled", cancelled}
+	if res.GPUReleased != nil && res.GPUReleaseMS != nil {
+		rel := "no: tainted, processes still hold memory after " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		if *res.GPUReleased {
+			rel = "yes, in " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		}
+		fields = append(fields, "gpu released", rel)
 	}
-	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
-		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "restart", restart, "job", r.JobID)
+	return o.fields(append(fields, "job", r.JobID)...)
 }
 
 // narrator prints a job's narration and remembers its job id, so that an

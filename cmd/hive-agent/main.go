@@ -19,6 +19,7 @@ import (
 
 	"github.com/rbee/hive-agent/agent"
 	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/internal/version"
 )
 
@@ -28,14 +29,18 @@ type cli struct {
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
 
 	// The client: commands to the agents, over NATS.
-	Spawn spawnCmd `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
-	Ls    lsCmd    `cmd:"" help:"List the workers of a hive, or of every hive."`
-	Get   getCmd   `cmd:"" help:"Show one worker and the tail of its log."`
-	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
-	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
-	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
-	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
-	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
+	Spawn   spawnCmd   `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
+	Ls      lsCmd      `cmd:"" help:"List the workers of a hive, or of every hive."`
+	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
+	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
+	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Drain   drainCmd   `cmd:"" help:"Stop a hive from starting workers (--stop-workers: and stop them) until resume."`
+	Resume  resumeCmd  `cmd:"" help:"End a hive's drain."`
+	Events  eventsCmd  `cmd:"" help:"Print every hive's events as they happen; --since replays them from HIVE_EVENTS."`
+	Logs    logsCmd    `cmd:"" help:"Print a worker's log; -f follows it."`
+	Hives   hivesCmd   `cmd:"" help:"List every agent on the NATS system."`
+	Job     jobCmd     `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
+	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
 }
@@ -56,7 +61,7 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 		kong.Name("hive-agent"),
 		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
 			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
-		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir()},
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir(), "state_dir": defaultStateDir()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -113,8 +118,16 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
 		}
+		// A log reader that went away (a restarted log shipper, `| head`)
+		// must not kill the agent: with SIGPIPE caught, a write to the
+		// closed pipe fails with EPIPE and the log line is dropped. Caught,
+		// not ignored: an ignored signal stays ignored in every worker.
+		pipe := make(chan os.Signal, 1)
+		signal.Notify(pipe, syscall.SIGPIPE)
+		defer signal.Stop(pipe)
 		log := newLogger(cfg, stderr)
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		// SIGHUP (a closed terminal) stops the agent gracefully, as SIGTERM does.
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		defer stop()
 		if err := run(ctx, cfg, log); err != nil {
 			log.Error("hive-agent stopped", "err", err)
@@ -123,6 +136,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 }
+
+// stopSignals stop the agent gracefully; a second one stops it at once.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 func agentVersion() string { return version.String() }
 
@@ -158,7 +174,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	go func() {
 		<-ctx.Done()
-		signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+		signal.Reset(stopSignals...)
 	}()
 	return a.Run(ctx)
 }
@@ -172,6 +188,10 @@ func (c Config) agent(log *slog.Logger) agent.Config {
 		JetStream: c.JetStream, JetStreamCreate: c.JetStreamCreate, JetStreamDir: c.JetStreamDir,
 		JobsMaxAge: c.JobsMaxAge, IntakeAckWait: c.IntakeAckWait,
 		WorkerDirs: c.WorkerDirs, LogDir: c.LogDir, PortMin: c.PortMin, PortMax: c.PortMax, Containment: c.Containment,
+		RestartBackoff: c.RestartBackoff, ExitedTTL: c.DayTwo.ExitedTTL,
+		GPU:         agent.GPUConfig{Settle: c.VRAMSettle, ReleaseTimeout: c.VRAMReleaseTimeout},
+		Health:      &consumer.HealthConfig{Defaults: c.DayTwo.Health},
+		DrainFile:   c.DayTwo.DrainFile(c.HiveID),
 		Defaults:    commands.Defaults{QueenURL: c.QueenURL, Wait: c.SpawnWait, AliveWindow: c.AliveWindow, ReadyTimeout: c.ReadyTimeout},
 		MaxInFlight: c.MaxInFlight, Catalog: c.Catalog, MetricsListen: c.MetricsListen, ShutdownWait: c.ShutdownWait,
 	}

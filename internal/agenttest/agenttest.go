@@ -30,7 +30,8 @@ func Start(t testing.TB, cfg agent.Config) *agent.Agent {
 
 // TryStart starts an agent with cfg and returns it with Start's error.
 // Unset fields get test values: a fresh hive id, a log directory in the
-// test's temp dir, JetStream off, the log to the test's at warn level.
+// test's temp dir, JetStream off, no GPU policy unless GPU.Source is set,
+// the log to the test's at warn level.
 // When the test ends the hive's workers are stopped, the agent is
 // closed, and no process of the hive may be left.
 func TryStart(t testing.TB, cfg agent.Config) (*agent.Agent, error) {
@@ -43,6 +44,9 @@ func TryStart(t testing.TB, cfg agent.Config) (*agent.Agent, error) {
 	}
 	if cfg.JetStream == "" {
 		cfg.JetStream = agent.JetStreamOff
+	}
+	if cfg.GPU.Source == nil {
+		cfg.GPU.Off = true // no nvidia-smi behind the test's back
 	}
 	if cfg.Version == "" {
 		cfg.Version = "0.0.1"
