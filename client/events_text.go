@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rbee/hive-agent/wire"
 )
 
 // EventText is one event as `hive-agent events` prints it: time, hive,
@@ -17,42 +19,27 @@ func EventText(e HiveEvent) string {
 	return fmt.Sprintf("%s  %-10s %-17s %-10s %s", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.HiveID, e.Kind, worker, eventWhat(e))
 }
 
-// eventBody holds the fields of every event kind that EventText reads.
-type eventBody struct {
-	PID         int      `json:"pid"`
-	Port        int      `json:"port"`
-	ModelID     string   `json:"model_id"`
-	Restart     int      `json:"restart"`
-	RestartInMS int64    `json:"restart_in_ms"`
-	ExitCode    *int     `json:"exit_code"`
-	Signal      string   `json:"signal"`
-	RanMS       int64    `json:"ran_ms"`
-	Adopted     bool     `json:"adopted"`
-	ByJobID     string   `json:"by_job_id"`
-	GraceMS     int64    `json:"grace_ms"`
-	Failures    int      `json:"failures"`
-	LastError   string   `json:"last_error"`
-	Action      string   `json:"action"`
-	Reason      string   `json:"reason"`
-	Workers     []Worker `json:"workers"`
-	StopWorkers bool     `json:"stop_workers"`
-	DeadlineMS  int64    `json:"deadline_ms"`
-}
-
+// eventWhat says what happened, read from the event's wire type; a body
+// that is not one is shown as it is.
 func eventWhat(e HiveEvent) string {
-	var b eventBody
-	if err := json.Unmarshal(e.Data, &b); err != nil {
-		return string(e.Data)
-	}
+	ok := func(v any) bool { return json.Unmarshal(e.Data, v) == nil }
 	ms := func(n int64) string { return (time.Duration(n) * time.Millisecond).String() }
 	switch e.Kind {
 	case "worker.started":
+		var b wire.StartedEvent
+		if !ok(&b) {
+			break
+		}
 		s := fmt.Sprintf("started as pid %d on port %d (model %s)", b.PID, b.Port, b.ModelID)
 		if b.Restart > 0 {
 			s += fmt.Sprintf(", restart %d", b.Restart)
 		}
 		return s
 	case "worker.exited":
+		var b wire.ExitedEvent
+		if !ok(&b) {
+			break
+		}
 		how := "exited (status unknown: adopted)"
 		switch {
 		case b.Signal != "":
@@ -66,12 +53,25 @@ func eventWhat(e HiveEvent) string {
 		}
 		return s
 	case "worker.stopping":
-		return fmt.Sprintf("pid %d stopping (job %s, grace %s)", b.PID, b.ByJobID, ms(b.GraceMS))
+		var b wire.StoppingEvent
+		if ok(&b) {
+			return fmt.Sprintf("pid %d stopping (job %s, grace %s)", b.PID, b.ByJobID, ms(b.GraceMS))
+		}
 	case "worker.unhealthy":
-		return fmt.Sprintf("pid %d unhealthy after %d failed checks (last: %s); action: %s", b.PID, b.Failures, b.LastError, b.Action)
+		var b wire.UnhealthyEvent
+		if ok(&b) {
+			return fmt.Sprintf("pid %d unhealthy after %d failed checks (last: %s); action: %s", b.PID, b.Failures, b.LastError, b.Action)
+		}
 	case "worker.healthy":
-		return fmt.Sprintf("pid %d answers its health check again", b.PID)
+		var b wire.UnhealthyEvent
+		if ok(&b) {
+			return fmt.Sprintf("pid %d answers its health check again", b.PID)
+		}
 	case "agent.draining":
+		var b wire.DrainEvent
+		if !ok(&b) {
+			break
+		}
 		if b.StopWorkers {
 			return fmt.Sprintf("draining; workers stopped after %s", ms(b.DeadlineMS))
 		}
@@ -79,6 +79,10 @@ func eventWhat(e HiveEvent) string {
 	case "agent.resumed":
 		return "resumed: starts workers again"
 	case "inventory":
+		var b wire.InventoryEvent
+		if !ok(&b) {
+			break
+		}
 		ids := make([]string, len(b.Workers))
 		for i, w := range b.Workers {
 			ids[i] = w.WorkerID

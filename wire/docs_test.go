@@ -185,12 +185,34 @@ func typeOf(t *testing.T, ex example) (any, string) {
 			return &wire.Reply[*wire.GetResult]{}, "get reply"
 		case wire.KindLogs:
 			return &wire.Reply[*wire.LogsResult]{}, "logs reply"
+		case wire.KindRestart:
+			return &wire.Reply[*wire.RestartResult]{}, "restart reply"
+		case wire.KindDrain, wire.KindResume:
+			return &wire.Reply[*wire.DrainResult]{}, "drain reply"
 		}
 		return &wire.Reply[any]{}, "reply"
+	case has("kind", "subject", "data"):
+		// hive-agent events --json: the client's record of one event.
+		return &client.HiveEvent{}, "cli events"
+	case has("hive_id", "worker_id", "uptime_ms"):
+		// hive-agent ls --json, one entry: the client's view, with its hive.
+		return &client.Worker{}, "cli ls entry"
+	case has("worker_id", "stopped_ms"):
+		return &wire.DeleteResult{}, "delete result"
 	case has("seq", "actor"):
 		return &wire.Event{}, "narration"
 	case has("reason", "instance", "workers"):
 		return &wire.InventoryEvent{}, "inventory"
+	case has("freed_mib"):
+		return &wire.GPUReleased{}, "gpu released"
+	case has("pids", "used_mib"):
+		return &wire.GPUTainted{}, "gpu tainted"
+	case has("failures"):
+		return &wire.UnhealthyEvent{}, "unhealthy"
+	case has("hive_id", "draining"):
+		return &wire.DrainEvent{}, "drain event"
+	case has("hive_id", "worker_id", "due_at"), has("hive_id", "worker_id", "reason"):
+		return &wire.PendingRestartEvent{}, "pending restart"
 	case has("by_job_id"):
 		return &wire.StoppingEvent{}, "stopping"
 	case has("ran_ms"):
