@@ -220,9 +220,6 @@ func (c *Catalog) Lookup(name, kind string) (Type, error) {
 	return t, nil
 }
 
-// DefaultFor names the default type of each device kind.
-func (c *Catalog) DefaultFor(kind string) string { return c.defaults[kind] }
-
 func (t Type) clone() Type {
 	t.Args = slices.Clone(t.Args)
 	t.Devices = slices.Clone(t.Devices)

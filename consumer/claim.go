@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rbee/hive-agent/subjects"
 )
 
 // ClaimBucket is the JetStream key-value bucket that holds one key per
@@ -130,7 +131,11 @@ func AcquireClaim(ctx context.Context, nc *nats.Conn, cfg ClaimConfig) (*Claim, 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Claim{cfg: cfg, nc: nc, log: cfg.Logger, subj: "hive." + cfg.HiveID + ".agent.claim",
+	subj, err := subjects.AgentClaim(cfg.HiveID)
+	if err != nil {
+		return nil, err
+	}
+	c := &Claim{cfg: cfg, nc: nc, log: cfg.Logger, subj: subj,
 		lost: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{}), released: map[string]bool{}}
 	c.me = claimant{Instance: uuid.NewString(), Host: cfg.Host, PID: os.Getpid(), Version: cfg.Version,
 		BootID: bootID(), Since: time.Now().UnixNano()}

@@ -30,10 +30,11 @@ func (c *Consumer) GPUTainted(ev wire.GPUTainted) {
 }
 
 func (c *Consumer) publishGPUEvent(name string, v any) {
-	if err := subjects.ValidToken(c.cfg.HiveID); err != nil {
+	subj, err := subjects.GPUEvent(c.cfg.HiveID, name)
+	if err != nil {
+		c.log.Error("event subject", "err", err)
 		return
 	}
-	subj := "hive." + c.cfg.HiveID + ".events.gpu." + name
 	body, err := json.Marshal(v)
 	if err == nil {
 		err = c.nc.Publish(subj, body)

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -231,19 +232,9 @@ func (i *intake) receive(msg jetstream.Msg) {
 		l = &lane{}
 		i.lanes[it.key] = l
 	}
-	at, _ := slices.BinarySearchFunc(l.queue, seq, func(x *item, s uint64) int { return int64Cmp(x.seq, s) })
+	at, _ := slices.BinarySearchFunc(l.queue, seq, func(x *item, s uint64) int { return cmp.Compare(x.seq, s) })
 	l.queue = slices.Insert(l.queue, at, it)
 	i.pump(it.key)
-}
-
-func int64Cmp(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // run executes one command, stores its result, then acknowledges it.
@@ -342,7 +333,7 @@ func (i *intake) stop() {
 		}
 	}
 	i.mu.Unlock()
-	slices.SortFunc(queued, func(a, b *item) int { return int64Cmp(a.seq, b.seq) })
+	slices.SortFunc(queued, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
 	for _, it := range queued {
 		i.nak(it)
 	}

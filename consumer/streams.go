@@ -90,7 +90,7 @@ func (c StreamsConfig) intake() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        IntakeStream,
 		Description: "hive-agent durable intake: worker commands kept until their agent stored the result",
-		Subjects:    []string{"hive.*.intake.>"},
+		Subjects:    []string{subjects.AllIntake},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Duplicates:  c.DuplicateWindow,
@@ -102,7 +102,7 @@ func (c StreamsConfig) jobs() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        JobsStream,
 		Description: "hive-agent job outcomes: narration and results of every command",
-		Subjects:    []string{"job.>"},
+		Subjects:    []string{subjects.AllJobs},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.JobsMaxAge,
@@ -116,10 +116,7 @@ func ConsumerName(hiveID string) string { return "hive-agent-" + hiveID }
 
 // intakeFilter is hive.<hive>.intake.>, the subjects of one hive's intake.
 func intakeFilter(hiveID string) (string, error) {
-	if err := subjects.ValidToken(hiveID); err != nil {
-		return "", fmt.Errorf("hive id %q: %w", hiveID, err)
-	}
-	return "hive." + hiveID + ".intake.>", nil
+	return subjects.Intake(hiveID)
 }
 
 func (c StreamsConfig) consumer(hiveID string) (jetstream.ConsumerConfig, error) {
@@ -228,7 +225,7 @@ func checkStream(got, want jetstream.StreamConfig, rep *SetupReport) error {
 		}
 	}
 	for _, subj := range got.Subjects {
-		if subjectsOverlap(subj, "hive.*.worker.>") {
+		if subjectsOverlap(subj, subjects.AllRequests) {
 			errs = append(errs, fmt.Errorf("%w: stream %s captures %s, which overlaps the request subjects hive.*.worker.>", ErrConflict, got.Name, subj))
 		}
 	}

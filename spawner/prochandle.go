@@ -36,8 +36,7 @@ func openProcess(pid int) (*procHandle, error) {
 }
 
 // Exited waits up to d for the process to exit and reports whether it has.
-// Without a pidfd a zombie still counts as running; callers decide with
-// groupGone, which does not.
+// Without a pidfd a zombie still counts as running.
 func (h *procHandle) Exited(d time.Duration) bool {
 	if h.fd >= 0 {
 		return pidfdExited(h.fd, d)

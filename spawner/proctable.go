@@ -2,7 +2,6 @@ package spawner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -225,33 +224,3 @@ var bootTimeMS = sync.OnceValue(func() uint64 {
 	}
 	return bt * 1000
 })
-
-// groupGone reports whether no live (non-zombie) process is left in the
-// process group pgid. Zombies are dead: they only wait for their parent,
-// which after an agent restart may be an init that reaps late or never.
-func groupGone(ctx context.Context, pgid int) bool { return liveInGroup(ctx, pgid, 1) == 0 }
-
-// liveInGroup counts the live processes of group pgid, stopping at limit
-// (0: no limit).
-func liveInGroup(ctx context.Context, pgid, limit int) int {
-	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
-		return 0
-	}
-	pids, err := allPids()
-	if err != nil {
-		return 1 // cannot tell: assume someone is left
-	}
-	n := 0
-	for _, pid := range pids {
-		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
-			continue
-		}
-		if st, ok := readStat(pid); ok && st.pgid == pgid && !st.zombie {
-			n++
-			if n == limit {
-				break
-			}
-		}
-	}
-	return n
-}

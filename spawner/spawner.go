@@ -372,6 +372,3 @@ func (s *Spawner) CheckDevice(d Device) error { return s.cfg.Devices.Check(d) }
 func (s *Spawner) Resolve(binary string) (string, error) {
 	return ResolveBinary(binary, s.cfg.WorkerDirs)
 }
-
-// LogTail returns the last n lines of the log at path.
-func (s *Spawner) LogTail(path string, n int) ([]string, error) { return LogTail(path, n) }

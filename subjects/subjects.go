@@ -151,3 +151,28 @@ const AllEvents = "hive.*.events.>"
 func Events(hive string) (string, error) {
 	return checked([]field{{"hive_id", hive}}, "hive", hive, "events", ">")
 }
+
+// Stream subjects: what HIVE_INTAKE and HIVE_JOBS capture, and what no
+// stream may capture (the request subjects, whose replies a stream's
+// acknowledgement would replace).
+const (
+	AllIntake   = "hive.*.intake.>"
+	AllJobs     = "job.>"
+	AllRequests = "hive.*.worker.>"
+)
+
+// Intake is hive.<hive>.intake.>, the subjects of one hive's durable intake.
+func Intake(hive string) (string, error) {
+	return checked([]field{{"hive_id", hive}}, "hive", hive, "intake", ">")
+}
+
+// AgentClaim is hive.<hive>.agent.claim, where agents of one hive id
+// announce and contest the claim to serve it.
+func AgentClaim(hive string) (string, error) {
+	return checked([]field{{"hive_id", hive}}, "hive", hive, "agent", "claim")
+}
+
+// GPUEvent is hive.<hive>.events.gpu.<event> (released, tainted).
+func GPUEvent(hive, event string) (string, error) {
+	return checked([]field{{"hive_id", hive}, {"event", event}}, "hive", hive, "events", "gpu", event)
+}
