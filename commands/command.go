@@ -101,6 +101,10 @@ type Deps struct {
 	// JSON-encoded so that the reply fits the connection's max payload;
 	// a logs read returns no more than fits.
 	MaxResultBytes int64
+	// Redelivered is true for a command the durable intake delivers again
+	// because the agent stopped before it stored the command's result: its
+	// work may be done already (a delete then finds no worker).
+	Redelivered bool
 	// GPU is the GPU memory policy; nil admits every spawn and checks
 	// no release (spawn_gpu.go).
 	GPU *GPUPolicy

@@ -78,6 +78,9 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	if cancelled && errors.Is(err, spawner.ErrWorkerNotFound) {
 		return wire.DeleteResult{WorkerID: c.WorkerID, RestartCancelled: true}, nil
 	}
+	if d.Redelivered && errors.Is(err, spawner.ErrWorkerNotFound) {
+		return c.alreadyStopped(d), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,4 +89,13 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 		out.GPUReleased, out.GPUReleaseMS = &rel.Released, &rel.MS
 	}
 	return out, nil
+}
+
+// alreadyStopped answers a delete the intake delivered again whose worker
+// is gone: the earlier delivery most likely stopped it, and the agent only
+// never got to store that result.
+func (c *Delete) alreadyStopped(d Deps) wire.AlreadyStoppedResult {
+	note := fmt.Sprintf("Worker %s is not running. This delete was delivered again after the agent stopped before storing its result, so the earlier delivery most likely stopped it; nothing was signalled now.", c.WorkerID)
+	d.Narrator.Narrate("worker_already_stopped", wire.LevelInfo, note, Fields{WorkerID: c.WorkerID})
+	return wire.AlreadyStoppedResult{WorkerID: c.WorkerID, AlreadyStopped: true, Note: note}
 }

@@ -673,3 +673,31 @@ func sameJSON(t testing.TB, a, b any) bool {
 	}
 	return string(ja) == string(jb)
 }
+
+// A delete the intake delivered again finds its worker gone: the earlier
+// delivery stopped it, so the answer is ok with already_stopped, narrated.
+// The same not_found on a first delivery stays an error.
+func TestDelete_RedeliveredFindsItsWorkGone(t *testing.T) {
+	gone := func(context.Context, string, time.Duration, func(string, spawner.Worker)) (spawner.StopResult, error) {
+		return spawner.StopResult{}, fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound)
+	}
+	for _, redelivered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redelivered %v", redelivered), func(t *testing.T) {
+			var n narration
+			cmd := mustDecode(t, wire.KindDelete, `{"worker_id":"w1"}`)
+			res, err := cmd.Execute(context.Background(), commands.Deps{Spawner: &fakeSpawner{t: t, StopFunc: gone},
+				Narrator: n.narrator(), Redelivered: redelivered})
+			if !redelivered {
+				checkOutcome(t, res, err, wire.CodeNotFound)
+				return
+			}
+			got, ok := res.(wire.AlreadyStoppedResult)
+			if err != nil || !ok || got.WorkerID != "w1" || !got.AlreadyStopped || !strings.Contains(got.Note, "delivered again") {
+				t.Fatalf("got %#v, %v; want already_stopped for w1", res, err)
+			}
+			if acts := n.actions(); len(acts) != 1 || acts[0] != "worker_already_stopped" {
+				t.Errorf("got narration %v, want worker_already_stopped", acts)
+			}
+		})
+	}
+}

@@ -283,8 +283,11 @@ type inbound struct {
 	// jobID and commandID, when set, replace the ids of a body that cannot
 	// be decoded (the intake's derived ones, see idsOf).
 	jobID, commandID string
+	// redelivered is true for an intake command delivered again after the
+	// agent stopped before storing its result (commands.Deps.Redelivered).
+	redelivered bool
 	// after, when set, sees the command's outcome before it is published.
-	after func(cmd commands.Command, n commands.Narrator, result any, err error) (any, error)
+	after func(result any, err error) (any, error)
 }
 
 // dispatch hands each command to its own goroutine so a slow command never

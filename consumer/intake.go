@@ -249,6 +249,7 @@ func (i *intake) run(it *item) {
 	defer i.release(it)
 	ctx := i.c.runCtx
 	it.in.after = i.after(it)
+	it.in.redelivered = it.again
 	if it.again {
 		// Exactly once: a command whose result is stored is done; one that
 		// is not continues its job's narration and recognises its own work.

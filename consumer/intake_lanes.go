@@ -167,14 +167,9 @@ func (i *intake) release(it *item) {
 	i.c.inflight.Done()
 }
 
-// after is it's outcome hook: a redelivered delete's not_found becomes ok
-// (afterRedelivery), and a spawn whose wait a delete ended says so.
-func (i *intake) after(it *item) func(commands.Command, commands.Narrator, any, error) (any, error) {
-	again := it.again
-	return func(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
-		if again {
-			result, err = afterRedelivery(cmd, n, result, err)
-		}
+// after is it's outcome hook: a spawn whose wait a delete ended says so.
+func (i *intake) after(it *item) func(any, error) (any, error) {
+	return func(result any, err error) (any, error) {
 		i.mu.Lock()
 		by := it.deletedBy
 		i.mu.Unlock()
@@ -187,16 +182,4 @@ func (i *intake) after(it *item) func(commands.Command, commands.Narrator, any, 
 		}
 		return result, &e
 	}
-}
-
-// afterRedelivery turns a redelivered delete's not_found into ok: the
-// command already did its work, the agent only never got to store it.
-func afterRedelivery(cmd commands.Command, n commands.Narrator, result any, err error) (any, error) {
-	d, ok := cmd.(*commands.Delete)
-	if !ok || err == nil || commands.ToError(err).Code != wire.CodeNotFound {
-		return result, err
-	}
-	note := fmt.Sprintf("Worker %s is not running. This delete was delivered again after the agent stopped before storing its result, so the earlier delivery most likely stopped it; nothing was signalled now.", d.WorkerID)
-	n.Narrate("worker_already_stopped", wire.LevelInfo, note, commands.Fields{WorkerID: d.WorkerID})
-	return wire.AlreadyStoppedResult{WorkerID: d.WorkerID, AlreadyStopped: true, Note: note}, nil
 }

@@ -84,9 +84,9 @@ func (c *Consumer) execute(kind string, in inbound, refuse *wire.Error) outcome 
 		err = decodeErr
 	default:
 		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults,
-			Catalog: c.cfg.Catalog, GPU: c.cfg.GPU, Agent: c, MaxResultBytes: c.resultRoom(kind, env)})
+			Catalog: c.cfg.Catalog, GPU: c.cfg.GPU, Agent: c, MaxResultBytes: c.resultRoom(kind, env), Redelivered: in.redelivered})
 		if in.after != nil {
-			result, err = in.after(cmd, n, result, err)
+			result, err = in.after(result, err)
 		}
 	}
 	reply := wire.Reply[any]{OK: err == nil, Kind: kind, HiveID: c.cfg.HiveID, JobID: env.JobID, CommandID: env.CommandID}
