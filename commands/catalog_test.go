@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,5 +107,19 @@ func TestSpawn_ExecuteCatalogType(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(args, []string{"--model", "my model", "--port=9200"}) ||
 		!reflect.DeepEqual(env, []string{"CUDA_VISIBLE_DEVICES=1"}) {
 		t.Errorf("Command(9200) = %q, %q, %v", args, env, err)
+	}
+}
+
+// A device's kind is what a catalog type lists in its devices: commands
+// looks types up by it with no translation.
+func TestDeviceKindsAreCatalogKinds(t *testing.T) {
+	for _, dev := range []string{"cpu", "CPU-1", "cuda:0", "GPU-2", "metal"} {
+		d, err := spawner.ParseDevice(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(catalog.Kinds, string(d.Kind)) {
+			t.Errorf("device %s: kind %q is not a catalog device kind %v", dev, d.Kind, catalog.Kinds)
+		}
 	}
 }

@@ -175,21 +175,21 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			name:       "device unavailable",
 			body:       `{"model_id":"m","device":"cuda:3"}`,
 			deviceErr:  fmt.Errorf("cuda:3: host has 1 GPU: %w", spawner.ErrDeviceUnavailable),
-			wantDevice: spawner.Device{Raw: "cuda:3", Type: spawner.CUDA, Index: 3},
+			wantDevice: spawner.Device{Raw: "cuda:3", Kind: spawner.CUDA, Index: 3},
 			wantCode:   wire.CodeDeviceUnavailable,
 		},
 		{
 			name:       "metal unavailable",
 			body:       `{"model_id":"m","device":"metal"}`,
 			deviceErr:  fmt.Errorf("metal on linux: %w", spawner.ErrDeviceUnavailable),
-			wantDevice: spawner.Device{Raw: "metal", Type: spawner.Metal, Index: -1},
+			wantDevice: spawner.Device{Raw: "metal", Kind: spawner.Metal, Index: -1},
 			wantCode:   wire.CodeDeviceUnavailable,
 		},
 		{
 			name:        "binary not found",
 			body:        `{"model_id":"m","device":"CPU-2"}`,
 			resolveErr:  fmt.Errorf("cpu-llm-worker-rbee in /opt/w and PATH: %w", spawner.ErrBinaryNotFound),
-			wantDevice:  spawner.Device{Raw: "CPU-2", Type: spawner.CPU, Index: 2},
+			wantDevice:  spawner.Device{Raw: "CPU-2", Kind: spawner.CPU, Index: 2},
 			wantResolve: true,
 			wantCode:    wire.CodeBinaryNotFound,
 		},
@@ -197,7 +197,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			name:        "binary not found for GPU-N",
 			body:        `{"model_id":"m","device":"GPU-1"}`,
 			resolveErr:  fmt.Errorf("cuda-llm-worker-rbee: %w", spawner.ErrBinaryNotFound),
-			wantDevice:  spawner.Device{Raw: "GPU-1", Type: spawner.CUDA, Index: 1},
+			wantDevice:  spawner.Device{Raw: "GPU-1", Kind: spawner.CUDA, Index: 1},
 			wantResolve: true,
 			wantCode:    wire.CodeBinaryNotFound,
 		},
@@ -233,8 +233,9 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 			if resolved != tt.wantResolve {
 				t.Errorf("got Resolve called: %v, want %v", resolved, tt.wantResolve)
 			}
-			if tt.wantResolve && gotType != tt.wantDevice.Type.Binary() {
-				t.Errorf("got Resolve(%q), want %q", gotType, tt.wantDevice.Type)
+			// The built-in type of each device kind is <kind>-llm.
+			if want := string(tt.wantDevice.Kind) + "-llm-worker-rbee"; tt.wantResolve && gotType != want {
+				t.Errorf("got Resolve(%q), want %q", gotType, want)
 			}
 			if got := n.actions(); len(got) != 0 {
 				t.Errorf("got narration %v, want none before the binary is resolved", got)
@@ -246,7 +247,7 @@ func TestSpawn_ExecuteFailsBeforeStart(t *testing.T) {
 func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 	running := spawner.Worker{
 		HiveID: "h1", WorkerID: "w1", JobID: "job-0", CommandID: "c1", ModelID: "m", Device: "cpu",
-		WorkerType: spawner.CPU, Port: 9101, PID: 4242, StartTime: 1_790_000_000_123,
+		WorkerType: "cpu-llm", Port: 9101, PID: 4242, StartTime: 1_790_000_000_123,
 		BinaryPath: "/opt/w/cpu-llm-worker-rbee", LogPath: "/var/log/h1/w1.log",
 	}
 	tests := []struct {
@@ -260,7 +261,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			name: "same command id is a retry",
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-1","command_id":"c1"}`,
 			wantSpec: spawner.Spec{
-				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
+				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Kind: spawner.CPU, Index: -1},
 				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
 			},
 			// A resend waits as the first did: this worker has been up
@@ -272,7 +273,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-1","command_id":"c1",` +
 				`"port":9101,"queen_url":"https://q:1","wait":"exec","wait_timeout_ms":10}`,
 			wantSpec: spawner.Spec{
-				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
+				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Kind: spawner.CPU, Index: -1},
 				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
 			},
 			wantWait: wire.WaitExec,
@@ -281,7 +282,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			name: "another command id is a conflict",
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-2","command_id":"c2"}`,
 			wantSpec: spawner.Spec{
-				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
+				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Kind: spawner.CPU, Index: -1},
 				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
 			},
 			wantErr: wire.CodeConflict,
@@ -290,7 +291,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			name: "generated command id is a conflict",
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-3"}`,
 			wantSpec: spawner.Spec{
-				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
+				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Kind: spawner.CPU, Index: -1},
 				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
 			},
 			wantErr: wire.CodeConflict,
@@ -320,7 +321,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			if want.CommandID == "" {
 				want.CommandID = cmd.Env().CommandID
 			}
-			want.WorkerType, want.HealthPath, want.ReadyStatus = spawner.CPU, "/health", 200
+			want.WorkerType, want.HealthPath, want.ReadyStatus = "cpu-llm", "/health", 200
 			// The built-in type renders exactly the rbee worker's arguments.
 			args, env, rerr := specs[0].Command(9105)
 			wantArgs := []string{"--worker-id", "w1", "--model", "m", "--device", "cpu", "--port", "9105", "--queen-url", want.QueenURL}
@@ -509,11 +510,11 @@ func TestList_Execute(t *testing.T) {
 	started := time.Date(2026, 11, 26, 17, 0, 0, 500_000_000, time.UTC)
 	w1 := spawner.Worker{
 		HiveID: "h1", WorkerID: "w1", JobID: "job-1", CommandID: "c1", ModelID: "meta-llama/Llama-3-8b",
-		Device: "cuda:0", WorkerType: spawner.CUDA, Port: 9101, PID: 4242, StartTime: started.UnixMilli(),
+		Device: "cuda:0", WorkerType: "cuda-llm", Port: 9101, PID: 4242, StartTime: started.UnixMilli(),
 		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log", RSSBytes: 1 << 30,
 	}
 	w2 := spawner.Worker{
-		WorkerID: "w2", ModelID: "m", Device: "cpu", WorkerType: spawner.CPU, PID: 7,
+		WorkerID: "w2", ModelID: "m", Device: "cpu", WorkerType: "cpu-llm", PID: 7,
 		StartTime: now.Add(time.Second).UnixMilli(), // clock skew: in the future
 	}
 	info1 := wire.WorkerInfo{
@@ -570,7 +571,7 @@ func TestList_Execute(t *testing.T) {
 func TestGet_Execute(t *testing.T) {
 	now := time.Date(2026, 11, 26, 17, 1, 0, 0, time.UTC)
 	w := spawner.Worker{
-		WorkerID: "w1", JobID: "job-1", ModelID: "m", Device: "cpu", WorkerType: spawner.CPU, Port: 9100,
+		WorkerID: "w1", JobID: "job-1", ModelID: "m", Device: "cpu", WorkerType: "cpu-llm", Port: 9100,
 		PID: 4242, StartTime: now.Add(-time.Minute).UnixMilli(), BinaryPath: "/b", LogPath: "/logs/w1.log", RSSBytes: 42,
 	}
 	wantInfo := wire.WorkerInfo{

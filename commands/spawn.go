@@ -98,7 +98,7 @@ func (c *Spawn) validate() *wire.Error {
 		if *c.MinFreeVRAMMiB < 0 || *c.MinFreeVRAMMiB > MaxVRAMMiB {
 			return BadRequest("min_free_vram_mib", "%d: want 0-%d", *c.MinFreeVRAMMiB, MaxVRAMMiB)
 		}
-		if *c.MinFreeVRAMMiB > 0 && d.Type != spawner.CUDA {
+		if *c.MinFreeVRAMMiB > 0 && d.Kind != spawner.CUDA {
 			return BadRequest("min_free_vram_mib", "only a GPU device (cuda:N, GPU-N, GPU-<uuid>) has VRAM; %s has none", c.Device)
 		}
 	}

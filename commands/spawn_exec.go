@@ -13,16 +13,11 @@ import (
 	"github.com/rbee/hive-agent/wire"
 )
 
-// kinds maps the spawner's device types to catalog device kinds.
-var kinds = map[spawner.WorkerType]string{
-	spawner.CPU: catalog.KindCPU, spawner.CUDA: catalog.KindCUDA, spawner.Metal: catalog.KindMetal,
-}
-
 // workerType picks the spawn's catalog type: an unknown name is a bad
 // request naming the known ones; a type that does not run on the device's
 // kind is device_unavailable.
 func (c *Spawn) workerType(cat *catalog.Catalog) (catalog.Type, error) {
-	typ, err := cat.Lookup(c.WorkerType, kinds[c.device.Type])
+	typ, err := cat.Lookup(c.WorkerType, string(c.device.Kind))
 	var unknown *catalog.UnknownTypeError
 	switch {
 	case errors.As(err, &unknown):

@@ -105,7 +105,7 @@ func (p *GPUPolicy) Close() {
 // admit checks a spawn on device d that asks for askMiB of free memory (0:
 // no ask) and reserves it. A tainted GPU refuses every spawn.
 func (p *GPUPolicy) admit(ctx context.Context, workerID string, d spawner.Device, askMiB int64) error {
-	if p == nil || d.Type != spawner.CUDA {
+	if p == nil || d.Kind != spawner.CUDA {
 		return nil
 	}
 	g, err := p.cfg.Resolve(d)

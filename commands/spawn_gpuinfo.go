@@ -51,7 +51,7 @@ func (p *GPUPolicy) usage(ctx context.Context, ws []spawner.Worker) map[string]i
 	}
 	var gws []spawner.Worker
 	for _, w := range ws {
-		if d, err := spawner.ParseDevice(w.Device); err == nil && d.Type == spawner.CUDA {
+		if d, err := spawner.ParseDevice(w.Device); err == nil && d.Kind == spawner.CUDA {
 			gws = append(gws, w)
 		}
 	}

@@ -43,7 +43,7 @@ func (p *GPUPolicy) ReleaseCheck(ctx context.Context, w spawner.Worker, pids []i
 		return GPURelease{}
 	}
 	d, err := spawner.ParseDevice(w.Device)
-	if err != nil || d.Type != spawner.CUDA {
+	if err != nil || d.Kind != spawner.CUDA {
 		return GPURelease{}
 	}
 	key := w.WorkerID + "/" + strconv.Itoa(w.PID)
@@ -224,7 +224,7 @@ func (p *GPUPolicy) pidsOf(w spawner.Worker) []int {
 	if p == nil {
 		return nil
 	}
-	if d, err := spawner.ParseDevice(w.Device); err != nil || d.Type != spawner.CUDA {
+	if d, err := spawner.ParseDevice(w.Device); err != nil || d.Kind != spawner.CUDA {
 		return nil
 	}
 	pids := p.cfg.PIDs(w)

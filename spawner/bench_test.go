@@ -55,7 +55,7 @@ func benchStartStop(b *testing.B, mode string) {
 // BenchmarkBareForkExec is the floor for BenchmarkStartStop: the same
 // worker binary and argv started in its own session, sent SIGTERM and waited for.
 func BenchmarkBareForkExec(b *testing.B) {
-	bin := binary(b, CPU)
+	bin := binary(b, "cpu-llm")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

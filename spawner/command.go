@@ -1,23 +1,15 @@
 package spawner
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// rbeeArgs are the rbee worker contract's arguments, what a Spec without a
-// Command runs with.
-func rbeeArgs(spec Spec, port int) []string {
-	return []string{
-		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
-		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
-	}
-}
-
 func (spec Spec) command(port int) (args, env []string, err error) {
 	if spec.Command == nil {
-		return rbeeArgs(spec, port), nil, nil
+		return nil, nil, fmt.Errorf("%w: worker %s: no command to start it with", ErrSpawn, spec.WorkerID)
 	}
 	return spec.Command(port)
 }

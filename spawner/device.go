@@ -16,25 +16,26 @@ import (
 	"github.com/rbee/hive-agent/gpu"
 )
 
-// WorkerType is the kind of worker a device needs: it names the binary
-// <type>-worker-rbee.
-type WorkerType string
+// DeviceKind is what a device is: cpu, cuda or metal, the device kinds a
+// catalog type lists in its devices.
+type DeviceKind string
 
-// The worker types.
+// The device kinds.
 const (
-	CPU   WorkerType = "cpu-llm"
-	CUDA  WorkerType = "cuda-llm"
-	Metal WorkerType = "metal-llm"
+	CPU   DeviceKind = "cpu"
+	CUDA  DeviceKind = "cuda"
+	Metal DeviceKind = "metal"
 )
 
-// Binary is the file name of the worker binary for t.
-func (t WorkerType) Binary() string { return string(t) + "-worker-rbee" }
+// WorkerType is a worker's catalog type name (cpu-llm, or one a catalog
+// file defines), carried in its marker and its events.
+type WorkerType string
 
 // Device is a parsed device string: cpu, CPU-N, cuda:N, GPU-N, GPU-<uuid>
 // or metal.
 type Device struct {
 	Raw   string
-	Type  WorkerType
+	Kind  DeviceKind
 	Index int // -1 when the device names no index (cpu, metal, GPU-<uuid>)
 	// UUID is the GPU's UUID for a GPU-<uuid> device, as `nvidia-smi -L`
 	// prints it (GPU-f6a4b594-...); empty otherwise.
@@ -49,10 +50,10 @@ var (
 // DeviceSyntax is what a device string may be, for messages.
 const DeviceSyntax = "cpu, CPU-N, cuda:N, GPU-N, GPU-<uuid> (as nvidia-smi -L prints it) or metal"
 
-// ParseDevice checks the syntax of a device string and picks its worker type.
+// ParseDevice checks the syntax of a device string and picks its kind.
 func ParseDevice(s string) (Device, error) {
 	if gpuUUIDRe.MatchString(s) {
-		return Device{Raw: s, Type: CUDA, Index: -1, UUID: s}, nil
+		return Device{Raw: s, Kind: CUDA, Index: -1, UUID: s}, nil
 	}
 	m := deviceRe.FindStringSubmatch(s)
 	if m == nil {
@@ -61,18 +62,18 @@ func ParseDevice(s string) (Device, error) {
 	d := Device{Raw: s, Index: -1}
 	switch {
 	case m[1] != "":
-		d.Type = CPU
+		d.Kind = CPU
 	case m[2] != "":
-		d.Type = CPU
+		d.Kind = CPU
 		d.Index, _ = strconv.Atoi(m[2])
 	case m[3] != "":
-		d.Type = CUDA
+		d.Kind = CUDA
 		d.Index, _ = strconv.Atoi(m[3])
 	case m[4] != "":
-		d.Type = CUDA
+		d.Kind = CUDA
 		d.Index, _ = strconv.Atoi(m[4])
 	case m[5] != "":
-		d.Type = Metal
+		d.Kind = Metal
 	}
 	return d, nil
 }
@@ -109,7 +110,7 @@ func (p DeviceProbe) goos() string {
 // ErrDeviceUnavailable that says why not.
 func (p DeviceProbe) Check(d Device) error {
 	goos := p.goos()
-	switch d.Type {
+	switch d.Kind {
 	case Metal:
 		if goos != "darwin" {
 			return fmt.Errorf("%w: metal needs macOS, this host runs %s", ErrDeviceUnavailable, goos)
@@ -128,7 +129,7 @@ func (p DeviceProbe) Check(d Device) error {
 		_, err := p.GPU(d)
 		return err
 	}
-	return fmt.Errorf("%w: unknown device type %q", ErrDeviceUnavailable, d.Type)
+	return fmt.Errorf("%w: unknown device kind %q", ErrDeviceUnavailable, d.Kind)
 }
 
 // GPU is the one place a CUDA device is resolved: cuda:N and GPU-N are the
@@ -136,7 +137,7 @@ func (p DeviceProbe) Check(d Device) error {
 // unset), GPU-<uuid> must be one of those same GPUs. Anything else is
 // ErrDeviceUnavailable saying what is visible.
 func (p DeviceProbe) GPU(d Device) (gpu.GPU, error) {
-	if d.Type != CUDA {
+	if d.Kind != CUDA {
 		return gpu.GPU{}, fmt.Errorf("%w: %s is not a GPU", ErrDeviceUnavailable, d.Raw)
 	}
 	if p.goos() == "darwin" {
@@ -270,10 +271,6 @@ func VisibleDevices(v string) int {
 	}
 	return n
 }
-
-// Resolve finds the binary for t: the first executable <type>-worker-rbee
-// in dirs, then in PATH. The error says every place it looked.
-func Resolve(t WorkerType, dirs []string) (string, error) { return ResolveBinary(t.Binary(), dirs) }
 
 // ResolveBinary finds the worker binary name: an absolute path is used as
 // is when it is executable; a file name is looked up in dirs, then in PATH.

@@ -109,7 +109,7 @@ func mustParse(t testing.TB, s string) Device {
 func TestParseDevice(t *testing.T) {
 	good := []struct {
 		in    string
-		typ   WorkerType
+		kind  DeviceKind
 		index int
 	}{
 		{"cpu", CPU, -1},
@@ -123,7 +123,7 @@ func TestParseDevice(t *testing.T) {
 		{"metal", Metal, -1},
 	}
 	const uuid = "GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a9"
-	if got, err := ParseDevice(uuid); err != nil || got != (Device{Raw: uuid, Type: CUDA, Index: -1, UUID: uuid}) {
+	if got, err := ParseDevice(uuid); err != nil || got != (Device{Raw: uuid, Kind: CUDA, Index: -1, UUID: uuid}) {
 		t.Errorf("ParseDevice(%q) = %+v, %v; want a CUDA device with its UUID", uuid, got, err)
 	}
 	for _, tt := range good {
@@ -132,7 +132,7 @@ func TestParseDevice(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseDevice(%q): %v", tt.in, err)
 			}
-			want := Device{Raw: tt.in, Type: tt.typ, Index: tt.index}
+			want := Device{Raw: tt.in, Kind: tt.kind, Index: tt.index}
 			if got != want {
 				t.Errorf("ParseDevice(%q) = %+v, want %+v", tt.in, got, want)
 			}
@@ -409,11 +409,8 @@ func writeExe(t *testing.T, path string) {
 	}
 }
 
-func TestResolve(t *testing.T) {
-	name := CPU.Binary()
-	if name != "cpu-llm-worker-rbee" {
-		t.Fatalf("CPU.Binary() = %q, want cpu-llm-worker-rbee", name)
-	}
+func TestResolveBinary(t *testing.T) {
+	const name = "cpu-llm-worker-rbee"
 	// An empty PATH directory, so nothing on the real PATH can answer.
 	emptyPath := t.TempDir()
 	t.Setenv("PATH", emptyPath)
@@ -467,13 +464,13 @@ func TestResolve(t *testing.T) {
 	t.Run("missing", func(t *testing.T) {
 		d1, d2 := t.TempDir(), t.TempDir()
 		// Present for another type only, and as a non-executable file.
-		writeExe(t, filepath.Join(d1, CUDA.Binary()))
+		writeExe(t, filepath.Join(d1, "cuda-llm-worker-rbee"))
 		if err := os.WriteFile(filepath.Join(d2, name), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Resolve(CPU, []string{d1, d2})
+		_, err := ResolveBinary(name, []string{d1, d2})
 		if !errors.Is(err, ErrBinaryNotFound) {
-			t.Fatalf("Resolve: got %v, want ErrBinaryNotFound", err)
+			t.Fatalf("ResolveBinary: got %v, want ErrBinaryNotFound", err)
 		}
 		for _, want := range []string{name, d1, d2, "PATH", emptyPath} {
 			if !strings.Contains(err.Error(), want) {
@@ -482,9 +479,9 @@ func TestResolve(t *testing.T) {
 		}
 	})
 	t.Run("missing without dirs", func(t *testing.T) {
-		_, err := Resolve(Metal, nil)
+		_, err := ResolveBinary("metal-llm-worker-rbee", nil)
 		if !errors.Is(err, ErrBinaryNotFound) {
-			t.Fatalf("Resolve: got %v, want ErrBinaryNotFound", err)
+			t.Fatalf("ResolveBinary: got %v, want ErrBinaryNotFound", err)
 		}
 		if !strings.Contains(err.Error(), "PATH ("+emptyPath+")") {
 			t.Errorf("error %q does not name PATH", err)
@@ -492,14 +489,14 @@ func TestResolve(t *testing.T) {
 	})
 }
 
-// checkResolve fails t unless Resolve(CPU, dirs) finds want.
+// checkResolve fails t unless ResolveBinary finds cpu-llm-worker-rbee in dirs at want.
 func checkResolve(t *testing.T, dirs []string, want string) {
 	t.Helper()
-	got, err := Resolve(CPU, dirs)
+	got, err := ResolveBinary("cpu-llm-worker-rbee", dirs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
-		t.Errorf("Resolve = %q, want %q", got, want)
+		t.Errorf("ResolveBinary = %q, want %q", got, want)
 	}
 }

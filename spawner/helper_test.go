@@ -75,7 +75,7 @@ func runHelper() int {
 		fmt.Println("error - new:", err)
 		return 1
 	}
-	bin, err := Resolve(CPU, []string{os.Getenv("HELPER_WORKER_DIR")})
+	bin, err := ResolveBinary("cpu-llm-worker-rbee", []string{os.Getenv("HELPER_WORKER_DIR")})
 	if err != nil {
 		fmt.Println("error - resolve:", err)
 		return 1
@@ -84,8 +84,8 @@ func runHelper() int {
 	var wg sync.WaitGroup
 	for _, id := range strings.Split(os.Getenv("HELPER_IDS"), ",") {
 		wg.Go(func() {
-			h, err := s.Start(context.Background(), Spec{WorkerID: id, ModelID: os.Getenv("HELPER_MODEL"),
-				Device: Device{Raw: "cpu", Type: CPU, Index: -1}, BinaryPath: bin, QueenURL: testQueenURL})
+			h, err := s.Start(context.Background(), rbee(Spec{WorkerID: id, ModelID: os.Getenv("HELPER_MODEL"),
+				Device: Device{Raw: "cpu", Kind: CPU, Index: -1}, BinaryPath: bin, QueenURL: testQueenURL}))
 			mu.Lock()
 			defer mu.Unlock()
 			var running *RunningError

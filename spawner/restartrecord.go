@@ -50,12 +50,8 @@ func (s *Spawner) writeRecord(spec Spec, port, attempt int, due time.Time) error
 	if err != nil {
 		return err
 	}
-	typ := spec.WorkerType
-	if typ == "" {
-		typ = spec.Device.Type
-	}
 	r := restartRecord{WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID, ModelID: spec.ModelID,
-		Device: spec.Device.Raw, WorkerType: string(typ), BinaryPath: spec.BinaryPath, Port: port, QueenURL: spec.QueenURL,
+		Device: spec.Device.Raw, WorkerType: string(spec.WorkerType), BinaryPath: spec.BinaryPath, Port: port, QueenURL: spec.QueenURL,
 		Args: args, Env: env, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus, MaxRestarts: spec.Restart.Max,
 		Restart: attempt, DueMS: due.UnixMilli()}
 	b, err := json.Marshal(r)

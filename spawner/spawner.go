@@ -209,11 +209,12 @@ type Spec struct {
 	QueenURL  string
 	JobID     string
 	CommandID string
-	// WorkerType is the worker's catalog type name; empty: Device.Type.
+	// WorkerType is the worker's catalog type name.
 	WorkerType WorkerType
 	// Command renders the worker's arguments (after the binary) and the
 	// environment it gets beyond what it inherits, once Start has chosen
-	// the port. Nil: the rbee worker arguments. See StartEnv for the order.
+	// the port; required (Start fails with ErrSpawn without it). See StartEnv
+	// for the order.
 	Command func(port int) (args, env []string, err error)
 	// HealthPath is the path readiness probes; empty: /health.
 	HealthPath string

@@ -134,13 +134,41 @@ func (h *harness) waitExit(t *testing.T, pid int) Exit {
 	}
 }
 
+// binary is the test worker installed as the binary of catalog type typ.
 func binary(t testing.TB, typ WorkerType) string {
 	t.Helper()
-	p, err := Resolve(typ, []string{workerDir})
+	p, err := ResolveBinary(string(typ)+"-worker-rbee", []string{workerDir})
 	if err != nil {
-		t.Fatalf("Resolve: %v", err)
+		t.Fatalf("ResolveBinary: %v", err)
 	}
 	return p
+}
+
+// rbeeArgs are the rbee worker contract's arguments, as the catalog's
+// built-in types render them; the test worker takes them.
+func rbeeArgs(spec Spec, port int) []string {
+	return []string{
+		"--worker-id", spec.WorkerID, "--model", spec.ModelID, "--device", spec.Device.Raw,
+		"--port", strconv.Itoa(port), "--queen-url", spec.QueenURL,
+	}
+}
+
+// rbee gives spec the rbee arguments when it has no command of its own,
+// and the built-in type of its device when it names none, as commands
+// does from the catalog.
+func rbee(spec Spec) Spec {
+	if spec.Command == nil {
+		spec.Command = func(port int) ([]string, []string, error) { return rbeeArgs(spec, port), nil, nil }
+	}
+	if spec.WorkerType == "" {
+		spec.WorkerType = WorkerType(spec.Device.Kind) + "-llm"
+	}
+	return spec
+}
+
+// Start starts spec as the agent would after the catalog rendered it (rbee).
+func (h *harness) Start(ctx context.Context, spec Spec) (*Handle, error) {
+	return h.Spawner.Start(ctx, rbee(spec))
 }
 
 func (h *harness) spec(t testing.TB, workerID, model string) Spec {
@@ -149,7 +177,7 @@ func (h *harness) spec(t testing.TB, workerID, model string) Spec {
 		WorkerID:   workerID,
 		ModelID:    model,
 		Device:     mustParse(t, "cpu"),
-		BinaryPath: binary(t, CPU),
+		BinaryPath: binary(t, "cpu-llm"),
 		QueenURL:   testQueenURL,
 		JobID:      "job-" + workerID,
 		CommandID:  "cmd-" + workerID,
@@ -648,7 +676,7 @@ func startForeign(t *testing.T, workerID string) *exec.Cmd {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command(binary(t, CPU), "--worker-id", workerID, "--model", "m", "--device", "cpu",
+	cmd := exec.Command(binary(t, "cpu-llm"), "--worker-id", workerID, "--model", "m", "--device", "cpu",
 		"--port", strconv.Itoa(port), "--queen-url", testQueenURL)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -752,7 +780,7 @@ func TestSpawner_List(t *testing.T) {
 	begin := time.Now()
 	cudaSpec := h.spec(t, "w-a", "org/cuda-model")
 	cudaSpec.Device = mustParse(t, "cuda:0")
-	cudaSpec.BinaryPath = binary(t, CUDA)
+	cudaSpec.BinaryPath = binary(t, "cuda-llm")
 	cpuSpec := h.spec(t, "w-b", "org/cpu-model")
 	cpuSpec.Device = mustParse(t, "CPU-0")
 	// Started out of order; w-c forks a child that inherits the marker.
@@ -788,7 +816,7 @@ func TestSpawner_List(t *testing.T) {
 	for _, hd := range handles {
 		byID[hd.WorkerID] = hd
 	}
-	wantType := map[string]WorkerType{"w-a": CUDA, "w-b": CPU, "w-c": CPU}
+	wantType := map[string]WorkerType{"w-a": "cuda-llm", "w-b": "cpu-llm", "w-c": "cpu-llm"}
 	for _, got := range ws {
 		want := byID[got.WorkerID].Worker
 		if got.WorkerType != wantType[got.WorkerID] {
@@ -835,8 +863,8 @@ func TestSpawner_List(t *testing.T) {
 // listed, not found); the README documents how to stop it by hand.
 func TestSpawner_OrphanedChildIsNoWorker(t *testing.T) {
 	h := newHarness(t, 9300, 9399)
-	w := Worker{HiveID: h.hive, WorkerID: "w1", ModelID: "m@fork,crash-after=300ms", Device: "cpu", WorkerType: CPU,
-		Port: 9398, BinaryPath: binary(t, CPU), LogPath: filepath.Join(t.TempDir(), "w1.log")}
+	w := Worker{HiveID: h.hive, WorkerID: "w1", ModelID: "m@fork,crash-after=300ms", Device: "cpu", WorkerType: "cpu-llm",
+		Port: 9398, BinaryPath: binary(t, "cpu-llm"), LogPath: filepath.Join(t.TempDir(), "w1.log")}
 	earlier := exec.Command(w.BinaryPath, "--worker-id", "w1", "--model", w.ModelID, "--device", "cpu",
 		"--port", "9398", "--queen-url", testQueenURL)
 	earlier.Env = append(os.Environ(), markerEnv(w)...)

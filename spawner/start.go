@@ -65,9 +65,6 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
 		Restart: spec.Restart, Restarts: spec.attempt, QueenURL: spec.QueenURL,
 	}
-	if w.WorkerType == "" {
-		w.WorkerType = spec.Device.Type
-	}
 	if w.HealthPath == "" {
 		w.HealthPath = "/health"
 	}
