@@ -119,3 +119,8 @@ func (m marker) apply(w *Worker) {
 	w.Restart.Max, _ = strconv.Atoi(m[envMaxRestart])
 	w.Restarts, _ = strconv.Atoi(m[envRestarts])
 }
+
+// is reports whether m is the marker of worker id worker of hive hive.
+func (m marker) is(hive, worker string) bool {
+	return m != nil && m.hive() == hive && m.worker() == worker
+}
