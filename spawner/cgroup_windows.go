@@ -21,6 +21,6 @@ func probeCgroups() (cgroups, error) {
 	return cgroups{}, errors.New("no cgroups on Windows: each worker is in a job object")
 }
 
-func (cgroups) enabled() bool     { return false }
+func (cgroups) enabled() bool    { return false }
 func (cgroups) of(Worker) string { return "" }
-func removeCgroup(string)         {}
+func removeCgroup(string)        {}

@@ -241,11 +241,6 @@ func ResolveBinary(name string, dirs []string) (string, error) {
 	return "", fmt.Errorf("%w: no executable %s in %s", ErrBinaryNotFound, name, where)
 }
 
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
 // checkUUID confirms that the GPU named by its UUID is on this machine:
 // `nvidia-smi -L` lists it, or, without nvidia-smi, a driver entry under
 // /proc/driver/nvidia/gpus names it.

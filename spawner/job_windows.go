@@ -2,6 +2,8 @@ package spawner
 
 import (
 	"errors"
+	"path/filepath"
+	"strings"
 	"strconv"
 	"unsafe"
 
@@ -70,8 +72,41 @@ func inJob(proc, job windows.Handle) bool {
 	return r != 0 && b != 0
 }
 
-// jobPids lists the processes in the job that have not exited.
+// jobPids lists the processes in the job that have not exited, except the
+// console host (conhost.exe) that Windows starts for a worker's console: it
+// is the system's, and leaves by itself once no process uses the console.
 func jobPids(job windows.Handle) ([]int, error) {
+	all, err := allJobPids(job)
+	if err != nil {
+		return nil, err
+	}
+	pids := all[:0]
+	for _, pid := range all {
+		if !isConsoleHost(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// isConsoleHost reports whether pid runs conhost.exe.
+func isConsoleHost(pid int) bool {
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	if err != nil {
+		return false
+	}
+	defer windows.CloseHandle(h)
+	buf := make([]uint16, windows.MAX_PATH)
+	n := uint32(len(buf))
+	if err := windows.QueryFullProcessImageName(h, 0, &buf[0], &n); err != nil {
+		return false
+	}
+	name := windows.UTF16ToString(buf[:n])
+	return strings.EqualFold(filepath.Base(name), "conhost.exe")
+}
+
+// allJobPids lists every process in the job that has not exited.
+func allJobPids(job windows.Handle) ([]int, error) {
 	for n := 64; ; n *= 4 {
 		// JOBOBJECT_BASIC_PROCESS_ID_LIST: two uint32 counts, then ULONG_PTRs.
 		buf := make([]uintptr, 1+n)

@@ -100,9 +100,13 @@ func (w *watcher) loop(wt *waiter) {
 	}
 }
 
+// close releases x's handles once its exit was handled. Its job is
+// terminated first: what the worker left was stopped by then, and what
+// may remain is its console host, which Wine keeps running.
 func (x *watch) close() {
 	windows.CloseHandle(x.fd)
 	if x.job != 0 {
+		windows.TerminateJobObject(x.job, terminateExitCode)
 		windows.CloseHandle(x.job)
 	}
 }
