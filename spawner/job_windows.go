@@ -3,8 +3,8 @@ package spawner
 import (
 	"errors"
 	"path/filepath"
-	"strings"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/windows"

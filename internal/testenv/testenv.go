@@ -228,7 +228,6 @@ func Environ(pid int) map[string]string {
 	return m
 }
 
-
 // Main is a package's TestMain: it builds the test worker into a fresh
 // directory, calls setup with it (setup may be nil), runs the tests, removes
 // the directory and exits.
