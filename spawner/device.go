@@ -92,6 +92,9 @@ type DeviceProbe struct {
 	NumCPU int
 	// LookupEnv overrides os.LookupEnv (for CUDA_VISIBLE_DEVICES).
 	LookupEnv func(string) (string, bool)
+	// SystemProfiler is the command that describes macOS's GPUs (see
+	// metal.go); empty: system_profiler, asked only on macOS itself.
+	SystemProfiler string
 }
 
 func (p DeviceProbe) goos() string {
@@ -110,7 +113,7 @@ func (p DeviceProbe) Check(d Device) error {
 		if goos != "darwin" {
 			return fmt.Errorf("%w: metal needs macOS, this host runs %s", ErrDeviceUnavailable, goos)
 		}
-		return nil
+		return p.checkMetal()
 	case CPU:
 		n := p.NumCPU
 		if n == 0 {
