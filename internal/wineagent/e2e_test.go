@@ -3,6 +3,7 @@
 package wineagent
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -17,6 +18,9 @@ import (
 // started again (the worker adopted, then deleted), nothing left over.
 func TestWine_AgentEndToEnd(t *testing.T) {
 	if why := wineReady(); why != "" {
+		if os.Getenv("HIVE_WINE_REQUIRED") != "" {
+			t.Fatal("HIVE_WINE_REQUIRED is set, but Wine cannot run the Windows agent here: " + why)
+		}
 		t.Skip("Wine cannot run the Windows agent here: " + why)
 	}
 	dir := t.TempDir()
