@@ -54,7 +54,8 @@ func requireWorkerID(id string) *Error {
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
 	PID      int    `json:"pid"`
-	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran
+	// out; on Windows CTRL_BREAK, or TERMINATE.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
 	// RestartCancelled is true when the worker had failed and was waiting
@@ -77,9 +78,12 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 		if first && d.Events != nil {
 			d.Events.WorkerStopping(w, c.JobID, grace)
 		}
+		// The first signal asks the worker to go (SIGTERM; CTRL_BREAK on
+		// Windows), a later one forces it.
+		asks := first
 		first = false
-		level, human := LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
-		if sig != "SIGTERM" {
+		level, human := LevelInfo, fmt.Sprintf("Sending %s to worker %s (process group %d); waiting up to %s for it to exit.", sig, w.WorkerID, w.PID, grace)
+		if !asks {
 			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})
