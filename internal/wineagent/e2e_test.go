@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/internal/testenv"
@@ -28,7 +31,10 @@ func TestWine_AgentEndToEnd(t *testing.T) {
 	workers := filepath.Join(dir, "workers")
 	buildWindows(t, exe, "./cmd/hive-agent")
 	buildWindows(t, filepath.Join(workers, "cpu-llm-worker-rbee.exe"), "./internal/testworker")
-	s := testenv.NATS(t)
+	// Short pings: wineserver sometimes keeps a killed Wine process's
+	// socket open (seen: the agent's connection held by wineserver64 for
+	// over a minute), and the server then drops it as a stale connection.
+	s := testenv.NATSWith(t, &server.Options{PingInterval: time.Second, MaxPingsOut: 2})
 	nc := testenv.Connect(t, s)
 	hive := testenv.HiveID(t)
 	t.Cleanup(func() {
@@ -39,6 +45,7 @@ func TestWine_AgentEndToEnd(t *testing.T) {
 	})
 	args := []string{"--hive-id", hive, "--nats-url", s.ClientURL(), "--worker-dir", workers,
 		"--log-dir", filepath.Join(dir, "logs"), "--port-range", "23300-23399"}
+	base := s.NumClients()
 	a := startAgent(t, exe, args...)
 	subj := func(cmd string) string { return "hive." + hive + ".worker." + cmd }
 
@@ -91,6 +98,10 @@ func TestWine_AgentEndToEnd(t *testing.T) {
 	// The agent killed, the worker kept, the next agent adopts it.
 	mustCall(t, nc, subj("spawn"), `{"worker_id":"kept","model_id":"m","device":"cpu","wait":"ready"}`, &sp)
 	a.kill()
+	// The killed agent's connection must be gone before a request could
+	// land on its subscription (seen: a list timed out while wineserver
+	// held the dead agent's socket).
+	waitClients(t, s, base, "the killed agent's NATS connection to close")
 	if len(winePids(dir)) != 1 {
 		t.Fatalf("after the agent was killed: worker processes %v, want the worker", winePids(dir))
 	}

@@ -5,6 +5,8 @@ package wineagent
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive-agent/internal/testenv"
@@ -170,5 +173,25 @@ func waitNoWinePids(t *testing.T, dir, after string) {
 func killAll(pids []int) {
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// waitClients waits until the server has n clients.
+func waitClients(t *testing.T, s *server.Server, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for s.NumClients() != n {
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("ss", "-tnp").CombinedOutput()
+			var held []string
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, fmt.Sprintf(":%d ", s.Addr().(*net.TCPAddr).Port)) {
+					held = append(held, l)
+				}
+			}
+			t.Fatalf("waited 60s for %s: the server has %d clients, want %d; its connections:\n%s",
+				what, s.NumClients(), n, strings.Join(held, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
