@@ -40,10 +40,16 @@ func (m *members) close() {
 		windows.CloseHandle(m.job)
 		m.job = 0
 	}
+	m.jobErr = nil
 }
 
 // live counts the processes left in the worker's job, at most limit (0: all).
 func (m *members) live(_ context.Context, limit int) int {
+	if m.job == 0 {
+		// Outside a stop the job is opened for this count alone, so no
+		// handle is left open when no stop follows.
+		defer m.close()
+	}
 	job, err := m.openJobOnce()
 	if err != nil {
 		return 0 // no job by that name: no handle and so no process is left
