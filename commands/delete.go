@@ -68,9 +68,12 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 		if first {
 			gpuPIDs = d.GPU.pidsOf(w)
 		}
+		// The first signal asks the worker to go (SIGTERM; CTRL_BREAK on
+		// Windows), a later one forces it.
+		asks := first
 		first = false
-		level, human := wire.LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
-		if sig != "SIGTERM" {
+		level, human := wire.LevelInfo, fmt.Sprintf("Sending %s to worker %s (process group %d); waiting up to %s for it to exit.", sig, w.WorkerID, w.PID, grace)
+		if !asks {
 			level, human = wire.LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})

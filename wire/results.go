@@ -29,7 +29,8 @@ type DeleteResult struct {
 	// PID is the stopped worker's; absent when no process was left (the
 	// delete only cancelled a pending restart).
 	PID int `json:"pid,omitempty"`
-	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran
+	// out; on Windows CTRL_BREAK, or TERMINATE.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
 	// RestartCancelled is true when the worker had failed and was waiting
