@@ -155,10 +155,8 @@ type Consumer struct {
 	// liveIntake is intake for the spawner's callbacks, set once it runs.
 	liveIntake atomic.Pointer[intake]
 
-	sem      chan struct{}
-	inflight sync.WaitGroup
-	closeMu  sync.Mutex // guards closing and inflight.Add against Close
-	closing  bool
+	// adm admits every command: the in-flight limit and Close's wait.
+	adm *admission
 	// runCtx is the context commands run with; cancelled when Close gives up waiting.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -180,7 +178,7 @@ func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
 	return &Consumer{
 		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
 		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow, cfg.RepublishMaxBytes),
-		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
+		adm: newAdmission(cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
 		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]map[string]uint64{}},
 	}, nil
 }
@@ -295,32 +293,27 @@ type inbound struct {
 func (c *Consumer) dispatch(kind string, in inbound) {
 	// Messages already on their way when Close stopped the subscriptions
 	// still arrive; they are answered, not run, so Close's wait stays valid.
-	c.closeMu.Lock()
-	if c.closing {
-		c.closeMu.Unlock()
+	err := c.adm.try()
+	if errors.Is(err, errStopping) {
 		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
 			Message: fmt.Sprintf("hive %s is stopping; send the command again once it is back", c.cfg.HiveID)})
 		return
 	}
 	if !c.out.room() {
-		c.closeMu.Unlock()
+		if err == nil {
+			c.adm.leave(true)
+		}
 		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
 			Message: fmt.Sprintf("hive %s keeps %s of results it may have to publish again after a reconnect, its limit; retry shortly", c.cfg.HiveID, byteSize(c.cfg.RepublishMaxBytes))})
 		return
 	}
-	select {
-	case c.sem <- struct{}{}:
-	default:
-		c.closeMu.Unlock()
+	if err != nil {
 		c.run(kind, in, &wire.Error{Code: wire.CodeBusy,
 			Message: fmt.Sprintf("hive %s is running %d commands, its limit; retry shortly", c.cfg.HiveID, c.cfg.MaxInFlight)})
 		return
 	}
-	c.inflight.Add(1)
-	c.closeMu.Unlock()
 	go func() {
-		defer c.inflight.Done()
-		defer func() { <-c.sem }()
+		defer c.adm.leave(true)
 		c.run(kind, in, c.refusal(kind))
 	}()
 }
@@ -330,9 +323,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 // connection open: the caller drains or closes it.
 func (c *Consumer) Close(ctx context.Context) error {
 	var errs []error
-	c.closeMu.Lock()
-	c.closing = true
-	c.closeMu.Unlock()
+	done := c.adm.close()
 	if c.unknown != nil {
 		if err := c.unknown.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
@@ -349,17 +340,15 @@ func (c *Consumer) Close(ctx context.Context) error {
 		c.intake.stop()
 		defer c.intake.finish()
 	}
-	done := make(chan struct{})
-	go func() { c.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		c.log.Warn("commands still running at shutdown; interrupting them", "in_flight", len(c.sem))
+		c.log.Warn("commands still running at shutdown; interrupting them", "in_flight", c.adm.inFlight())
 		c.cancelRun()
 		select {
 		case <-done:
 		case <-time.After(closeAfterCancel):
-			errs = append(errs, fmt.Errorf("%d commands still running %s after they were interrupted", len(c.sem), closeAfterCancel))
+			errs = append(errs, fmt.Errorf("%d commands still running %s after they were interrupted", c.adm.inFlight(), closeAfterCancel))
 		}
 	}
 	c.cancelRun()

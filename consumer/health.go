@@ -140,15 +140,11 @@ func (c *Consumer) restartUnhealthy(r health.Result) {
 // like any other, counted by Close's wait, its result only logged (the job
 // already has its own).
 func (c *Consumer) runInternal(kind string, in inbound) {
-	c.closeMu.Lock()
-	if c.closing {
-		c.closeMu.Unlock()
+	if !c.adm.enter() {
 		return
 	}
-	c.inflight.Add(1)
-	c.closeMu.Unlock()
 	go func() {
-		defer c.inflight.Done()
+		defer c.adm.leave(false)
 		c.record(c.execute(kind, in, c.refusal(kind)))
 	}()
 }

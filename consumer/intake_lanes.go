@@ -118,7 +118,7 @@ func (i *intake) workerStarted(w spawner.Worker) {
 // that spawn's). It waits for them; false when the consumer closes first.
 func (i *intake) acquire(it *item) bool {
 	if it.borrows {
-		return i.admit(func() {})
+		return i.c.adm.enter()
 	}
 	if isRead(it.kind) {
 		select {
@@ -126,45 +126,35 @@ func (i *intake) acquire(it *item) bool {
 		case <-i.ctx.Done():
 			return false
 		}
-		return i.admit(func() { <-i.reads })
+		if !i.c.adm.enter() {
+			<-i.reads
+			return false
+		}
+		return true
 	}
 	select {
 	case i.slots <- struct{}{}:
 	case <-i.ctx.Done():
 		return false
 	}
-	select {
-	case i.c.sem <- struct{}{}:
-	case <-i.ctx.Done():
+	if !i.c.adm.wait(i.ctx) {
 		<-i.slots
 		return false
 	}
-	return i.admit(func() { <-i.c.sem; <-i.slots })
-}
-
-// admit counts an admitted command in Close's wait, or gives its slots
-// back when Close began.
-func (i *intake) admit(giveBack func()) bool {
-	i.c.closeMu.Lock()
-	defer i.c.closeMu.Unlock()
-	if i.c.closing {
-		giveBack()
-		return false
-	}
-	i.c.inflight.Add(1)
 	return true
 }
 
 func (i *intake) release(it *item) {
 	switch {
 	case it.borrows:
+		i.c.adm.leave(false)
 	case isRead(it.kind):
 		<-i.reads
+		i.c.adm.leave(false)
 	default:
-		<-i.c.sem
+		i.c.adm.leave(true)
 		<-i.slots
 	}
-	i.c.inflight.Done()
 }
 
 // after is it's outcome hook: a spawn whose wait a delete ended says so.

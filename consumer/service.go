@@ -24,7 +24,7 @@ func (c *Consumer) addService() (micro.Service, error) {
 		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
 		Metadata:    meta,
 		StatsHandler: func(e *micro.Endpoint) any {
-			d := c.stats.snapshot(endpointKind(e.Name), len(c.sem), c.cfg.MaxInFlight, c.out.count())
+			d := c.stats.snapshot(endpointKind(e.Name), c.adm.inFlight(), c.cfg.MaxInFlight, c.out.count())
 			d.GPUs = c.gpuStats()
 			return d
 		},

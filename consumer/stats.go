@@ -57,7 +57,7 @@ func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) wir
 }
 
 // InFlight counts the commands running now, request/reply and intake.
-func (c *Consumer) InFlight() int { return len(c.sem) }
+func (c *Consumer) InFlight() int { return c.adm.inFlight() }
 
 // backlogTimeout bounds the question IntakeBacklog asks the server.
 const backlogTimeout = 2 * time.Second
