@@ -122,6 +122,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return c.Catalog.Check.run(stdout, stderr)
 	default: // "run", with or without the word
 		cfg, err := c.Run.config()
+		if err == nil {
+			err = checkDirs(cfg)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
