@@ -51,6 +51,10 @@ type cli struct {
 	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
+
+	Help       helpCmd       `cmd:"" help:"Show the help of hive-agent, or of one command (hive-agent help spawn)."`
+	VersionCmd versionCmd    `cmd:"" name:"version" help:"Print the version."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
 // Exit statuses, the same for every command.
@@ -106,6 +110,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hive-agent: internal error:", err)
 		return exitFailure
 	}
+	if code, done := complete(parser); done {
+		return code
+	}
 	kctx, err := parser.Parse(args)
 	if exited >= 0 { // --help or --version
 		return exited
@@ -118,6 +125,13 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return runClient(name, cc, stdout, stderr)
 	}
 	switch kctx.Command() {
+	case "help", "help <command>":
+		return c.Help.run(parser, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "hive-agent "+version.String())
+		return exitOK
+	case "completion <shell>":
+		return c.Completion.run(parser, stdout, stderr)
 	case "catalog check <file>":
 		return c.Catalog.Check.run(stdout, stderr)
 	default: // "run", with or without the word
@@ -286,9 +300,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
 	}
-	if cfg.NATS.URL == "" {
-		log.Info("ready; try: hive-agent ls --hive " + cfg.HiveID + " (or: nats req hive." + cfg.HiveID + ".worker.list '')")
-	}
+	log.Info(readyHint(cfg.HiveID, url))
 
 	var runErr error
 	select {
