@@ -187,6 +187,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("hive-agent starting", "version", agentVersion(), "hive_id", cfg.HiveID, "pid", os.Getpid(),
 		"catalog", cfg.Catalog.Source, "worker_types", strings.Join(cfg.Catalog.Names(), ","), "log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
+	for _, w := range cfg.Catalog.Warnings(nil) {
+		log.Warn("catalog: "+w.Msg, "field", w.Field, "source", w.Source)
+	}
 	url := cfg.NATS.URL
 	if url == "" {
 		storeDir := ""
