@@ -5,7 +5,7 @@
 #   golang:1.26           that root file system plus this machine's Go
 #                         (/usr/local/go) and the module cache of go.mod,
 #                         with GOPROXY=off so a build needs no network
-#   nats:2.12             nats-server (the version in go.mod) built with Go,
+#   nats:2                nats-server (the version in go.mod) built with Go,
 #                         in a scratch image, JetStream store at /data
 # Where a registry is reachable, `docker pull` gives the real ones instead.
 # Idempotent: an image that exists is kept (FORCE=1 rebuilds).
@@ -45,9 +45,9 @@ DOCKERFILE
   docker build -q -t golang:1.26 "$work/golang"
 fi
 
-if ! have nats:2.12; then
+if ! have nats:2; then
   version=$(go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
-  echo "building nats:2.12 from github.com/nats-io/nats-server/v2@$version"
+  echo "building nats:2 from github.com/nats-io/nats-server/v2@$version"
   mkdir -p "$work/nats"
   CGO_ENABLED=0 go build -o "$work/nats/nats-server" github.com/nats-io/nats-server/v2
   cat >"$work/nats/Dockerfile" <<'DOCKERFILE'
@@ -57,6 +57,6 @@ EXPOSE 4222 8222
 ENTRYPOINT ["/nats-server"]
 CMD ["-js", "-sd", "/data"]
 DOCKERFILE
-  docker build -q -t nats:2.12 "$work/nats"
+  docker build -q -t nats:2 "$work/nats"
 fi
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(debian:bookworm-slim|golang:1.26|nats:2.12) '
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(debian:bookworm-slim|golang:1.26|nats:2) ' || true
