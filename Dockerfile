@@ -14,7 +14,7 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/hive-agent ./cmd/hive-agent
 FROM debian:bookworm-slim
 # The agent runs as rbee; its worker logs and JetStream store (embedded
 # server only) live in volumes at these paths.
-RUN useradd --system --create-home --uid 10001 rbee \
+RUN useradd --create-home --uid 10001 rbee \
  && mkdir -p /var/log/hive-agent /var/lib/hive-agent /opt/rbee/bin \
  && chown rbee:rbee /var/log/hive-agent /var/lib/hive-agent
 COPY --from=build /out/hive-agent /usr/local/bin/hive-agent

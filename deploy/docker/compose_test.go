@@ -91,9 +91,9 @@ func (s *stack) logs() string {
 	return string(out)
 }
 
-// freeRange finds n consecutive free ports on the host.
-func freeRange(t *testing.T, n int) int {
-	for base := 29100; base < 30000; base += n {
+// freeRange finds n consecutive free ports on the host from port from on.
+func freeRange(t *testing.T, from, n int) int {
+	for base := from; base < from+1000; base += n {
 		ok := true
 		for p := base; p < base+n && ok; p++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -142,8 +142,8 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natsPort := freeRange(t, 1)
-	workerBase := freeRange(t, 10)
+	natsPort := freeRange(t, 29100, 1)
+	workerBase := freeRange(t, natsPort+1, 10)
 	s := &stack{t: t, project: fmt.Sprintf("hivetest%d", os.Getpid()), agent: agent,
 		nats: "127.0.0.1:" + strconv.Itoa(natsPort)}
 	s.env = append(os.Environ(), "HIVE_ID=h1", "HIVE_WORKERS="+workers, "HIVE_CATALOG=/opt/rbee/bin/catalog.yaml",
