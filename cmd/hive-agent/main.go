@@ -53,6 +53,10 @@ type cli struct {
 	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
+
+	Help       helpCmd       `cmd:"" help:"Show the help of hive-agent, or of one command (hive-agent help spawn)."`
+	VersionCmd versionCmd    `cmd:"" name:"version" help:"Print the version."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
 // Exit statuses, the same for every command.
@@ -108,6 +112,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hive-agent: internal error:", err)
 		return exitFailure
 	}
+	if code, done := complete(parser); done {
+		return code
+	}
 	kctx, err := parser.Parse(args)
 	if exited >= 0 { // --help or --version
 		return exited
@@ -120,10 +127,20 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return runClient(name, cc, stdout, stderr)
 	}
 	switch kctx.Command() {
+	case "help", "help <command>":
+		return c.Help.run(parser, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "hive-agent "+version.String())
+		return exitOK
+	case "completion <shell>":
+		return c.Completion.run(parser, stdout, stderr)
 	case "catalog check <file>":
 		return c.Catalog.Check.run(stdout, stderr)
 	default: // "run", with or without the word
 		cfg, err := c.Run.config()
+		if err == nil {
+			err = checkDirs(cfg)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
@@ -183,6 +200,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("hive-agent starting", "version", agentVersion(), "hive_id", cfg.HiveID, "pid", os.Getpid(),
 		"catalog", cfg.Catalog.Source, "worker_types", strings.Join(cfg.Catalog.Names(), ","), "log_dir", cfg.LogDir, "worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
+	for _, w := range cfg.Catalog.Warnings(nil) {
+		log.Warn("catalog: "+w.Msg, "field", w.Field, "source", w.Source)
+	}
 	url := cfg.NATS.URL
 	if url == "" {
 		storeDir := ""
@@ -338,9 +358,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
 	}
-	if cfg.NATS.URL == "" {
-		log.Info("ready; try: hive-agent ls --hive " + cfg.HiveID + " (or: nats req hive." + cfg.HiveID + ".worker.list '')")
-	}
+	log.Info(readyHint(cfg.HiveID, url))
 
 	var runErr error
 	select {
