@@ -120,7 +120,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	log.Info("hive-agent starting", "version", cfg.Version, "hive_id", cfg.HiveID, "pid", os.Getpid(),
 		"catalog", cfg.Catalog.Source, "worker_types", strings.Join(cfg.Catalog.Names(), ","), "log_dir", cfg.LogDir,
 		"worker_dirs", cfg.WorkerDirs, "port_range", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax))
-	if err := a.start(ctx); err != nil {
+	for _, w := range cfg.Catalog.Warnings(nil) {
+		log.Warn("catalog: "+w.Msg, "field", w.Field, "source", w.Source)
+	}
+	url, err := a.start(ctx)
+	if err != nil {
 		a.Close(context.Background())
 		switch {
 		case ctx.Err() != nil && a.nc == nil:
@@ -130,13 +134,14 @@ func (a *Agent) Start(ctx context.Context) error {
 		}
 		return err
 	}
-	if cfg.NATSURL == "" {
-		log.Info("ready; try: hive-agent ls --hive " + cfg.HiveID + " (or: nats req hive." + cfg.HiveID + ".worker.list '')")
+	if cfg.Ready != nil {
+		cfg.Ready(url)
 	}
 	return nil
 }
 
-func (a *Agent) start(ctx context.Context) error {
+// start does Start's work and returns the URL it connected to.
+func (a *Agent) start(ctx context.Context) (string, error) {
 	cfg, log := a.cfg, a.cfg.Logger
 	url := cfg.NATSURL
 	if url == "" {
@@ -146,19 +151,19 @@ func (a *Agent) start(ctx context.Context) error {
 		}
 		s, err := startEmbedded(cfg.NATSListen, storeDir)
 		if err != nil {
-			return err
+			return "", err
 		}
 		a.srv, url = s, s.ClientURL()
 		log.Info("no --nats-url given: started an embedded NATS server", "url", url, "jetstream_dir", storeDir)
 	}
 	nc, err := a.connect(ctx, url)
 	if err != nil {
-		return err
+		return "", err
 	}
 	a.nc = nc
 	nc.SetClosedHandler(func(*nats.Conn) { close(a.closed) })
 	if err := a.wire(); err != nil {
-		return err
+		return "", err
 	}
 	// One agent per hive id: a second one would run some commands twice
 	// (each spawn goes to one of them, and neither sees the other's start).
@@ -171,18 +176,18 @@ func (a *Agent) start(ctx context.Context) error {
 			claimCfg.JS = a.js.JS
 		}
 		if a.claim, err = consumer.AcquireClaim(ctx, nc, claimCfg); err != nil {
-			return err
+			return "", err
 		}
 		peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
 		if err != nil {
-			return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
+			return "", fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
 		}
 		if len(peers) > 0 {
-			return fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
+			return "", fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
 		}
 	}
 	if err := a.cons.Start(ctx); err != nil {
-		return err
+		return "", err
 	}
 	// Workers of an earlier run are watched like our own: their exits are
 	// published and what they leave behind is stopped.
@@ -194,11 +199,11 @@ func (a *Agent) start(ctx context.Context) error {
 	if a.met != nil {
 		addr, err := a.met.Serve(ctx, cfg.MetricsListen)
 		if err != nil {
-			return err
+			return "", err
 		}
 		log.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
 	}
-	return nil
+	return url, nil
 }
 
 // Close stops serving: no new commands, those in flight finished until

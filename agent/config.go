@@ -81,6 +81,9 @@ type Config struct {
 	// SkipPeerCheck starts the agent without claiming its hive id and
 	// even when another agent serves it (tests of what two such agents do).
 	SkipPeerCheck bool
+	// Ready, when set, is called once the agent serves, with the URL it
+	// connected to (cmd/hive-agent logs how to try it).
+	Ready func(url string)
 	// OnDisconnect and OnReconnect, when set, run after the consumer
 	// heard of a lost or regained connection.
 	OnDisconnect func(error)

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"github.com/goccy/go-yaml/ast"
+	"strings"
 )
 
 // reader walks the syntax tree of one file. Working on the tree rather than
@@ -91,12 +92,23 @@ func (r *reader) entries(n ast.Node, field string) (es []entry, ok bool) {
 
 func (r *reader) mappingEntries(values []*ast.MappingValueNode, field string, depth int) []entry {
 	var merged, own []entry
+	seen := map[string]ast.Node{}
 	for _, mv := range values {
 		if mv.Key.IsMergeKey() {
 			merged = append(merged, r.merge(mv.Value, field, depth)...)
 			continue
 		}
 		key, _ := r.scalar(mv.Key, field)
+		// The parser allows duplicate keys so that one does not hide the
+		// file's other problems; each is reported here, and only the
+		// first is read.
+		if first, dup := seen[key]; dup {
+			line, col := pos(mv.Key)
+			fl, fc := pos(first)
+			r.ps.add(line, col, strings.TrimPrefix(field+"."+key, "."), "mapping key %q already defined at [%d:%d]", key, fl, fc)
+			continue
+		}
+		seen[key] = mv.Key
 		own = append(own, entry{key: key, keyAt: mv.Key, value: mv.Value})
 	}
 	return append(merged, own...)

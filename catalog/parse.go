@@ -30,7 +30,7 @@ func Load(path string) (*Catalog, error) {
 // *Error listing every problem found, each with line, column and field.
 func Parse(name string, data []byte) (*Catalog, error) {
 	ps := &problems{file: name}
-	f, err := parser.ParseBytes(data, 0)
+	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		var yerr yaml.Error
 		if errors.As(err, &yerr) && yerr.GetToken() != nil {

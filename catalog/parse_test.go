@@ -108,7 +108,14 @@ func TestParse_BadFiles(t *testing.T) {
 		{"syntax.yaml", []want{{5, 5, "", "',' or ']' must be specified"}}},
 		{"flow_braces.yaml", []want{{4, 42, "", `quote arguments that contain a {placeholder}, e.g. "--port={port}"`}}},
 		{"tab.yaml", []want{{3, 1, "", "found character '\t' that cannot start any token"}}},
-		{"duplicate_type.yaml", []want{{5, 3, "", `mapping key "llama" already defined at [2:3]`}}},
+		{"duplicate_type.yaml", []want{{5, 3, "worker_types.llama", `mapping key "llama" already defined at [2:3]`}}},
+		{"duplicate_and_more.yaml", []want{
+			{2, 3, "worker_types.llama.devices", "missing: list the device kinds"},
+			{4, 5, "worker_types.llama.binary", `mapping key "binary" already defined at [3:5]`},
+			{5, 5, "worker_types.llama.helth_path", "unknown key"},
+			{6, 3, "worker_types.llama", `mapping key "llama" already defined at [2:3]`},
+			{9, 1, "worker_typo", "unknown key"},
+		}},
 		{"unknown_key.yaml", []want{{5, 5, "worker_types.llama.helth_path", "unknown key; known keys: args, binary,"}}},
 		{"unknown_top_key.yaml", []want{{1, 1, "worker_type", "unknown key; known top-level keys: default_types, worker_types"}}},
 		{"unknown_placeholder.yaml", []want{

@@ -8,7 +8,8 @@ import (
 
 // Summary describes the catalog for `hive-agent catalog check`: one line per
 // type (where it comes from, devices, binary, readiness, restart policy,
-// pinning) and the default type of each device kind.
+// pinning), then each type's description, and the default type of each
+// device kind.
 func (c *Catalog) Summary() string {
 	var b strings.Builder
 	names := c.Names()
@@ -26,6 +27,12 @@ func (c *Catalog) Summary() string {
 			t.HealthPath, t.ReadyStatus, loading(t.LoadingStatus), wait,
 			orAgent(t.ReadyTimeout.String(), t.ReadyTimeout == 0), orAgent(t.StallTimeout.String(), t.StallTimeout == 0),
 			restart(t), t.PinGPU)
+	}
+	w.Flush()
+	w = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TYPE\tDESCRIPTION")
+	for _, n := range names {
+		fmt.Fprintf(w, "%s\t%s\n", n, orAgent(c.types[n].Description, c.types[n].Description == ""))
 	}
 	w.Flush()
 	fmt.Fprintf(&b, "defaults: cpu=%s cuda=%s metal=%s\n", c.defaults[KindCPU], c.defaults[KindCUDA], c.defaults[KindMetal])

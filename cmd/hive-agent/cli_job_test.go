@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/rbee/hive-agent/internal/testenv"
 )
 
@@ -28,9 +30,23 @@ func TestCLI_SetupAndJob(t *testing.T) {
 	if err := nc.Publish("hive."+hive+".intake.worker.spawn", []byte(`{"job_id":"queued-1","worker_id":"w1","model_id":"m","device":"cpu","wait":"exec"}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A command known only by its Nats-Msg-Id, as docs/intake.md allows.
+	m := nats.NewMsg("hive." + hive + ".intake.worker.list")
+	m.Header.Set("Nats-Msg-Id", "by-msg-id")
+	m.Data = []byte(`{}`)
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
 	nc.Flush()
-	// Nothing ran it yet: no stored result.
-	wantCLI(t, runCLI(t, url, "job", "queued-1"), 3)
+	// Nothing ran them yet: no stored result, and `job` says they wait in
+	// the intake, which "unknown" would not.
+	wantCLI(t, runCLI(t, url, "job", "queued-1"), 3,
+		"job queued-1 is still queued in the intake (hive."+hive+".intake.worker.spawn, HIVE_INTAKE sequence 1): no agent has taken it yet")
+	wantCLI(t, runCLI(t, url, "job", "by-msg-id"), 3,
+		"job by-msg-id is still queued in the intake (hive."+hive+".intake.worker.list, HIVE_INTAKE sequence 2)")
+	if r := runCLI(t, url, "job", "unknown-1"); r.code != 3 || strings.Contains(r.stderr, "queued") || !strings.Contains(r.stderr, "nothing stored") {
+		t.Errorf("job of an unknown id: %s", r)
+	}
 
 	startAgent(t, s, hive)
 	r = mustCLI(t, url, "job", "queued-1", "-f", "--timeout", "30s")

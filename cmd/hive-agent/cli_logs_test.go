@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,8 +79,10 @@ func TestCLI_LogsFollow(t *testing.T) {
 
 	first := startFollower(t, url, "logs", "w1", "--hive", hive, "-f", "-n", "1")
 	second := startFollower(t, url, "logs", "-f", "--hive", hive, "w1")
+	stamped := startFollower(t, url, "logs", "-f", "--timestamps", "-n", "1", "--hive", hive, "w1")
 	first.waitOut(t, "testworker: listening on")
 	second.waitOut(t, "line 3")
+	stamped.waitOut(t, "testworker: listening on")
 	log, err := os.OpenFile(sp.Result.LogPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +91,12 @@ func TestCLI_LogsFollow(t *testing.T) {
 	log.Close()
 	first.waitOut(t, "written after the follow began")
 	second.waitOut(t, "written after the follow began")
+	stamped.waitOut(t, "written after the follow began")
+	stamp := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) `
+	if !regexp.MustCompile(`^` + stamp + `testworker: listening on \S+\n` + stamp + `written after the follow began\n$`).MatchString(stamped.stdout.String()) {
+		t.Errorf("logs -f --timestamps: %q", stamped.stdout)
+	}
+	wantCLI(t, runCLI(t, url, "logs", "w1", "--hive", hive, "--timestamps"), exitUsage, "--timestamps needs --follow")
 	if strings.Contains(first.stdout.String(), "line 3") {
 		t.Errorf("logs -f -n 1 printed more than the last line first: %s", first.stdout)
 	}

@@ -175,7 +175,8 @@ func TestCLI_InterruptedSpawn(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	f.cmd.Process.Signal(syscall.SIGINT)
-	if code := f.wait(t); code != exitInterrupted || !strings.Contains(f.stderr.String(), "carries on with job ") || f.stdout.String() != "" {
+	if code := f.wait(t); code != exitInterrupted || !strings.Contains(f.stderr.String(), "carries on with job ") ||
+		!regexp.MustCompile("`hive-agent job [0-9a-f-]{36} -f` waits for its outcome").MatchString(f.stderr.String()) || f.stdout.String() != "" {
 		t.Errorf("interrupted spawn: exit %d, want %d; stdout %q; stderr:\n%s", code, exitInterrupted, f.stdout, f.stderr)
 	}
 }

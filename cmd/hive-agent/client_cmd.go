@@ -33,9 +33,9 @@ const defaultClientTimeout = 30 * time.Second
 // --server, not the agent's --nats-url: for a client an empty URL means
 // nothing, and the agent's embedded server is the natural default.
 type clientFlags struct {
-	Server   string        `name:"server" short:"s" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URL(s), comma-separated (the agent's embedded server by default)."`
+	Server   string        `name:"server" short:"s" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URL(s), comma-separated; host:port means nats://host:port (the agent's embedded server by default)."`
 	JSON     bool          `name:"json" help:"Print the answer as JSON on stdout."`
-	Timeout  time.Duration `name:"timeout" help:"How long to wait for an answer (default 30s). For spawn --wait ready: the ready bound sent to the agent, and the answer is awaited 30s longer."`
+	Timeout  time.Duration `name:"timeout" placeholder:"30s" help:"How long to wait for an answer."`
 	natsAuth `embed:""`
 }
 
@@ -103,6 +103,7 @@ func runClient(name string, cc clientCommand, stdout, stderr io.Writer) int {
 // config checks the server URLs and credential files.
 func (f *clientFlags) config() ([]nats.Option, error) {
 	var errs []error
+	f.Server = withScheme(f.Server)
 	if strings.TrimSpace(f.Server) == "" {
 		errs = append(errs, errors.New("--server (NATS_URL): must not be empty"))
 	} else if err := checkURLs(f.Server); err != nil {

@@ -25,11 +25,11 @@ type spawnCmd struct {
 	ID          string `name:"id" help:"Worker id (default: the agent makes one, worker-<8 hex>)."`
 	Port        int    `name:"port" help:"Port (default: the agent picks a free one of its range)."`
 	Type        string `name:"type" help:"Worker type (default: the device's; or a type of the agent's catalog)."`
-	Wait        string `name:"wait" placeholder:"exec|alive|ready" help:"Answer once the process started (exec), stayed up for the alive window (alive) or answers its health check (ready). Default: the agent's --spawn-wait."`
+	Wait        string `name:"wait" placeholder:"exec|alive|ready" help:"Answer once the process started (exec), stayed up for the alive window (alive) or answers its health check (ready). Default: the agent's --spawn-wait. With ready, --timeout is the ready bound sent to the agent, and its answer is awaited 30s longer."`
 	QueenURL    string `name:"queen-url" help:"Queen URL for the worker (default: the agent's --queen-url)."`
 	Restart     string `name:"restart" placeholder:"no|on-failure" help:"Restart the worker when it fails (default: its type's policy)."`
-	MaxRestarts int    `name:"max-restarts" default:"-1" help:"How often --restart on-failure restarts it (default: its type's)."`
-	MinFreeVRAM int64  `name:"min-free-vram" default:"-1" help:"Refuse the spawn (insufficient_vram) unless the GPU has this many MiB free (default: its type's vram_mib)."`
+	MaxRestarts *int   `name:"max-restarts" placeholder:"N" help:"How often --restart on-failure restarts it (default: its type's)."`
+	MinFreeVRAM *int64 `name:"min-free-vram" placeholder:"MiB" help:"Refuse the spawn (insufficient_vram) unless the GPU has this many MiB free (default: its type's vram_mib)."`
 	Job         string `name:"job" help:"Job id for the narration and result subjects, to read back later with hive-agent job (default: a new UUID)."`
 	clientFlags `embed:""`
 }
@@ -58,6 +58,9 @@ func (s *spawnCmd) check() error {
 	default:
 		return usagef("--wait %q: want exec, alive or ready", s.Wait)
 	}
+	if s.MaxRestarts != nil && *s.MaxRestarts < 0 {
+		return usagef("--max-restarts %d: want 0 or more", *s.MaxRestarts)
+	}
 	if s.Port < 0 || s.Port > 65535 {
 		return usagef("--port %d: want 1024-65535, or 0 for the agent's choice", s.Port)
 	}
@@ -75,12 +78,8 @@ func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout+readyMargin)
 		defer cancel()
 	}
-	if s.MinFreeVRAM >= 0 {
-		req.MinFreeVRAMMiB = &s.MinFreeVRAM
-	}
-	if s.MaxRestarts >= 0 {
-		req.MaxRestarts = &s.MaxRestarts
-	}
+	req.MaxRestarts = s.MaxRestarts
+	req.MinFreeVRAMMiB = s.MinFreeVRAM
 	n := narrator{o: o}
 	r, err := c.Spawn(ctx, s.Hive, req, n.event)
 	if err != nil {
@@ -159,7 +158,7 @@ func (n *narrator) event(e client.Event) {
 // left as it is, so that stderr reads `error: <code>: <message>`.
 func (n *narrator) failed(ctx context.Context, hive string, err error) error {
 	if errors.Is(err, context.Canceled) && n.jobID != "" {
-		n.o.warnf("hive %s carries on with job %s; its outcome goes to job.%s.result", hive, n.jobID, n.jobID)
+		n.o.warnf("hive %s carries on with job %s; `hive-agent job %s -f` waits for its outcome", hive, n.jobID, n.jobID)
 	}
 	return hiveErr(hive, err)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rbee/hive-agent/client"
 	"github.com/rbee/hive-agent/wire"
@@ -14,6 +15,7 @@ type logsCmd struct {
 	hiveFlag    `embed:""`
 	Lines       int  `name:"lines" short:"n" default:"50" help:"How many of the last lines to show first (0-1000)."`
 	Follow      bool `name:"follow" short:"f" help:"Keep printing what the worker writes, until Ctrl-C or the worker exits."`
+	Timestamps  bool `name:"timestamps" short:"t" help:"With -f: begin each line with the time it was read (RFC 3339); a worker's log file holds no times of its own."`
 	clientFlags `embed:""`
 }
 
@@ -23,6 +25,9 @@ func (l *logsCmd) check() error {
 	}
 	if l.Follow && l.JSON {
 		return usagef("--follow and --json can't be used together")
+	}
+	if l.Timestamps && !l.Follow {
+		return usagef("--timestamps needs --follow: a worker's log file holds no times, only a follower sees when lines arrive")
 	}
 	return l.checkIDs(&l.workerArg)
 }
@@ -63,7 +68,15 @@ func (l *logsCmd) fromGet(ctx context.Context, o *output, c *client.Client) erro
 // follow prints the last lines, then every line the worker writes, until
 // Ctrl-C (a normal end: exit 0) or the worker is gone.
 func (l *logsCmd) follow(ctx context.Context, o *output, c *client.Client) error {
-	err := c.Follow(ctx, l.Hive, l.Worker, l.Lines, func(lines []string) { printLines(o, lines) })
+	err := c.Follow(ctx, l.Hive, l.Worker, l.Lines, func(lines []string) {
+		if l.Timestamps {
+			now := time.Now().Format(time.RFC3339Nano)
+			for i, line := range lines {
+				lines[i] = now + " " + line
+			}
+		}
+		printLines(o, lines)
+	})
 	switch {
 	case client.IsCode(err, wire.CodeUnknownCommand):
 		o.errorf("%v", err)

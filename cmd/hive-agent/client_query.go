@@ -7,8 +7,6 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive-agent/client"
 )
 
@@ -40,6 +38,9 @@ func (l *lsCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		err = hiveErr(l.Hive, err)
 	} else {
 		workers, failed, err = c.ListAllWith(ctx, opts)
+		if emptyFleet(o, err) {
+			workers, err = []client.Worker{}, nil
+		}
 	}
 	if err != nil {
 		return err
@@ -127,10 +128,10 @@ func (h *hivesCmd) check() error { return nil }
 
 func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	hives, err := c.Hives(ctx)
+	if emptyFleet(o, err) {
+		hives, err = []client.HiveInfo{}, nil
+	}
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("no hive-agent is connected to this NATS system: %w", err)
-		}
 		return err
 	}
 	if h.JSON {
@@ -159,4 +160,15 @@ func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return exitError{code}
 	}
 	return nil
+}
+
+// emptyFleet reports whether err says that no agent at all answered
+// discovery; it then says so on stderr, and the fleet view is an empty
+// table with exit 0 (a named hive nobody serves stays exit 3).
+func emptyFleet(o *output, err error) bool {
+	if !errors.Is(err, client.ErrNoAgent) {
+		return false
+	}
+	fmt.Fprintln(o.stderr, "no hive-agent answered on this NATS system (start one: hive-agent --nats-url <this server>)")
+	return true
 }

@@ -43,6 +43,13 @@ func (j *jobCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		res = r
 	} else {
 		events, r, err := c.StoredJob(ctx, j.JobID)
+		if errors.Is(err, client.ErrJobNotStored) {
+			if q, ok := findQueued(ctx, c.Conn(), j.JobID); ok {
+				o.warnf("job %s is still queued in the intake (%s, %s sequence %d): no agent has taken it yet; hive-agent job %s -f waits for its result",
+					j.JobID, q.Subject, consumer.IntakeStream, q.Seq, j.JobID)
+				return exitError{exitNoAgent}
+			}
+		}
 		if err != nil {
 			return storedErr(o, j.JobID, err)
 		}

@@ -47,7 +47,8 @@ type runCmd struct {
 	JobsMaxAge      string `name:"jobs-max-age" env:"HIVE_JOBS_MAX_AGE" default:"24h" help:"How long stream HIVE_JOBS keeps narration and results (when it is created)."`
 	IntakeAckWait   string `name:"intake-ack-wait" env:"HIVE_INTAKE_ACK_WAIT" default:"30s" help:"How long an intake command may go unacknowledged before it is delivered again (when the consumer is created)."`
 
-	NATS natsFlags `embed:""`
+	NATS       natsFlags `embed:""`
+	configFlag `embed:""`
 	// DayTwo: worker state, health after ready, drain (config_day2.go).
 	DayTwo dayTwoFlags `embed:""`
 }

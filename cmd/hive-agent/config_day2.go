@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -63,13 +62,13 @@ func (f dayTwoFlags) config() (dayTwoConfig, error) {
 	return c, errors.Join(errs...)
 }
 
-// defaultStateDir is $XDG_STATE_HOME/hive-agent, or ~/.local/state/hive-agent.
+// defaultStateDir is where the agent keeps what must survive it: the
+// parent of the default JetStream directory ($XDG_STATE_HOME/hive-agent on
+// Linux, ~/Library/Application Support/hive-agent on macOS,
+// %LOCALAPPDATA%\hive-agent on Windows; dirs.go).
 func defaultStateDir() string {
-	if d := defaultLogDir(); d != "" {
+	if d := defaultJetStreamDir(); d != "" {
 		return filepath.Dir(d)
-	}
-	if d, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(d, ".local", "state", "hive-agent")
 	}
 	return ""
 }

@@ -43,6 +43,10 @@ type cli struct {
 	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
+
+	Help       helpCmd       `cmd:"" help:"Show the help of hive-agent, or of one command (hive-agent help spawn)."`
+	VersionCmd versionCmd    `cmd:"" name:"version" help:"Print the version."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
 
 // Exit statuses, the same for every command.
@@ -98,6 +102,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hive-agent: internal error:", err)
 		return exitFailure
 	}
+	if code, done := complete(parser); done {
+		return code
+	}
 	kctx, err := parser.Parse(args)
 	if exited >= 0 { // --help or --version
 		return exited
@@ -110,10 +117,20 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return runClient(name, cc, stdout, stderr)
 	}
 	switch kctx.Command() {
+	case "help", "help <command>":
+		return c.Help.run(parser, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "hive-agent "+version.String())
+		return exitOK
+	case "completion <shell>":
+		return c.Completion.run(parser, stdout, stderr)
 	case "catalog check <file>":
 		return c.Catalog.Check.run(stdout, stderr)
 	default: // "run", with or without the word
 		cfg, err := c.Run.config()
+		if err == nil {
+			err = checkDirs(cfg)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
@@ -194,5 +211,6 @@ func (c Config) agent(log *slog.Logger) agent.Config {
 		DrainFile:   c.DayTwo.DrainFile(c.HiveID),
 		Defaults:    commands.Defaults{QueenURL: c.QueenURL, Wait: c.SpawnWait, AliveWindow: c.AliveWindow, ReadyTimeout: c.ReadyTimeout},
 		MaxInFlight: c.MaxInFlight, Catalog: c.Catalog, MetricsListen: c.MetricsListen, ShutdownWait: c.ShutdownWait,
+		Ready: func(url string) { log.Info(readyHint(c.HiveID, url)) },
 	}
 }

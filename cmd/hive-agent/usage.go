@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -58,4 +59,49 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// defaultServer is the client commands' --server default: the agent's
+// embedded server at its default address.
+const defaultServer = "nats://127.0.0.1:4222"
+
+// readyHint is the agent's ready line: a client command to try that works
+// as written, so it names the server (-s) unless it is the client's
+// default. Credentials in the URL are left out (pass them as the agent
+// took them, e.g. --nats-creds).
+func readyHint(hive, urls string) string {
+	server := ""
+	if u := withoutUserinfo(urls); u != defaultServer {
+		server = " -s " + u
+	}
+	return "ready; try: hive-agent ls --hive " + hive + server +
+		" (or: nats" + server + " req hive." + hive + ".worker.list '')"
+}
+
+// withoutUserinfo drops user:password@ or token@ from each URL of a
+// comma-separated list.
+func withoutUserinfo(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if u, err := neturl.Parse(p); err == nil && u.User != nil {
+			u.User = nil
+			p = u.String()
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
+}
+
+// withScheme reads host:port without a scheme as nats://host:port, for
+// each URL of a comma-separated list, as the nats CLI does.
+func withScheme(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if p = strings.TrimSpace(p); p != "" && !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }

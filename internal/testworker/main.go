@@ -61,6 +61,7 @@ func main() {
 	queen := flag.String("queen-url", "", "queen url")
 	healthPath := flag.String("health-path", "/health", "health path")
 	label := flag.String("label", "", "printed at start")
+	host := flag.String("host", "127.0.0.1", "address to listen on (0.0.0.0 in a container reached from outside)")
 	flag.Parse()
 	if *workerID == "" || *model == "" || *device == "" || *port == 0 || *queen == "" {
 		fmt.Fprintln(os.Stderr, "testworker: --worker-id, --model, --device, --port and --queen-url are required")
@@ -147,7 +148,7 @@ func main() {
 			}
 		}()
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
+	l, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testworker: listen:", err)
 		os.Exit(4)
