@@ -27,6 +27,13 @@ if ! have debian:bookworm-slim; then
     -c 'CMD ["bash"]' - debian:bookworm-slim
 fi
 
+# The golang image carries the module cache of go.sum as it was: a go.sum
+# that changed since (a new dependency) needs a new image.
+sum=$(sha256sum go.sum | cut -c1-16)
+if have golang:1.26 && [ "$(docker image inspect -f '{{index .Config.Labels "hive-agent.go-sum"}}' golang:1.26)" != "$sum" ]; then
+  echo "golang:1.26 was built for another go.sum; building it again"
+  docker image rm -f golang:1.26 >/dev/null
+fi
 if ! have golang:1.26; then
   goroot=$(go env GOROOT)
   echo "building golang:1.26 from debian:bookworm-slim, $goroot ($(go version)) and the modules of go.mod"
@@ -42,7 +49,7 @@ ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
     GOPATH=/go GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod
 WORKDIR /go
 DOCKERFILE
-  docker build -q -t golang:1.26 "$work/golang"
+  docker build -q --label "hive-agent.go-sum=$sum" -t golang:1.26 "$work/golang"
 fi
 
 if ! have nats:2; then
