@@ -60,6 +60,9 @@ type Config struct {
 	// results are published again after the reconnect; default
 	// RepublishWindow.
 	RepublishWindow time.Duration
+	// HeartbeatInterval is how often the heartbeat event is published
+	// (DefaultHeartbeatInterval).
+	HeartbeatInterval time.Duration
 	// Metadata is added to the service's metadata (hive_id, version, host
 	// and pid are always there), e.g. the devices and worker types, which
 	// `hive-agent hives` shows.
@@ -84,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RepublishWindow == 0 {
 		c.RepublishWindow = RepublishWindow
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.JetStream != nil {
 		c.JetStream.Streams.setDefaults()
@@ -133,6 +139,7 @@ type Consumer struct {
 	instance atomic.Pointer[string]
 	out      *outbox
 	intake   *intake // nil without JetStream
+	beat     *heartbeat
 	// liveIntake is intake for the spawner's callbacks, set once it runs.
 	liveIntake atomic.Pointer[intake]
 
@@ -240,6 +247,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}
 	c.publishInventory(ctx, InventoryStart)
+	c.startHeartbeat()
 	return nil
 }
 
@@ -321,6 +329,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
 		}
 	}
+	c.stopHeartbeat()
 	if c.svc != nil {
 		if err := c.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
