@@ -114,10 +114,16 @@ type Type struct {
 	Restart string
 	// MaxRestarts bounds restarts under on-failure; default 3.
 	MaxRestarts int
+	// Health is how the type's workers are checked after ready.
+	Health Health
 	// PinGPU sets CUDA_VISIBLE_DEVICES to the spawn's GPU for CUDA
 	// devices. On by default for file types, off for the built-in rbee
 	// types, whose workers select the GPU from --device themselves.
 	PinGPU bool
+	// VRAMMiB is the GPU memory (MiB) a spawn of this type needs free on
+	// its GPU, unless the spawn's min_free_vram_mib says otherwise; 0: no
+	// check.
+	VRAMMiB int
 	// Builtin is true for a built-in type that no file overrode.
 	Builtin bool
 	// Source says where the type was defined: "builtin" or file:line.

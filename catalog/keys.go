@@ -32,6 +32,9 @@ var typeKeys = map[string]typeKey{
 		readInt(r, &t.MaxRestarts, v, f, 0, 1000, "a whole number, 0-1000")
 	},
 	"pin_gpu": readPinGPU,
+	"vram_mib": func(r *reader, t *Type, v ast.Node, f string) {
+		readInt(r, &t.VRAMMiB, v, f, 0, 1<<30, "a whole number of MiB, 0-1073741824")
+	},
 }
 
 func typeKeyNames() []string {

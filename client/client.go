@@ -66,6 +66,8 @@ const (
 	CodeNotReady          = "not_ready"
 	CodeBusy              = "busy"
 	CodeInternal          = "internal"
+	// CodeInsufficientVRAM: the GPU has less free memory than the spawn asked for.
+	CodeInsufficientVRAM = "insufficient_vram"
 )
 
 // IsCode reports whether err is an *AgentError with the given code.

@@ -8,17 +8,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// EventsStream is the JetStream stream that stores every hive's events,
-// heartbeats included (hive.*.events.>), where JetStream is available.
-const EventsStream = "HIVE_EVENTS"
+	"github.com/rbee/hive-agent/subjects"
+)
 
 // DefaultStaleWindow is how far back Fleet looks for hives that stopped answering.
 const DefaultStaleWindow = time.Hour
 
 // heartbeatSubjects matches every hive's heartbeat.
-const heartbeatSubjects = "hive.*.events.agent.heartbeat"
+const heartbeatSubjects = subjects.AllHeartbeats
 
 // Heartbeat is the event an agent publishes on
 // hive.<hive_id>.events.agent.heartbeat every 10 s while it serves.

@@ -66,10 +66,18 @@ func SortWorkers(ws []Worker) {
 // worker in the order given, columns aligned with spaces.
 func WriteTable(w io.Writer, workers []Worker) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HIVE\tWORKER\tPID\tPORT\tDEVICE\tMODEL\tUPTIME\tMEMORY")
+	fmt.Fprintln(tw, "HIVE\tWORKER\tSTATE\tRESTARTS\tTYPE\tPID\tPORT\tDEVICE\tMODEL\tUPTIME\tMEMORY\tGPU MEMORY")
 	for _, wk := range workers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", wk.HiveID, wk.WorkerID, wk.PID, wk.Port,
-			wk.Device, wk.ModelID, HumanDuration(wk.Uptime()), HumanBytes(wk.RSSBytes))
+		pid, uptime, mem := strconv.Itoa(wk.PID), HumanDuration(wk.Uptime()), HumanBytes(wk.RSSBytes)
+		if wk.ExitedAt != nil { // exited or backoff: no process
+			pid, uptime, mem = "-", departedText(wk.WorkerStatus, time.Now()), "-"
+		}
+		vram := "-"
+		if wk.GPUMemoryMiB != nil {
+			vram = HumanBytes(uint64(max(0, *wk.GPUMemoryMiB)) << 20)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", wk.HiveID, wk.WorkerID, wk.State, wk.Restarts,
+			wk.WorkerType, pid, wk.Port, wk.Device, wk.ModelID, uptime, mem, vram)
 	}
 	return tw.Flush()
 }

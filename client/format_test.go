@@ -56,19 +56,26 @@ func TestSortWorkers(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
+	exitedAt := time.Now().Add(-3*time.Hour - 10*time.Second) // "3h00m ago" for minutes to come
+	code := 3
+	vram := int64(30210)
 	ws := []client.Worker{
-		{HiveID: "gpu-box", WorkerID: "w2", PID: 4242, Port: 9100, Device: "cuda:0", ModelID: "meta-llama/Llama-3-8b",
-			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30},
-		{HiveID: "gpu-box", WorkerID: "w10", PID: 77, Port: 9101, Device: "cpu", ModelID: "m", UptimeMS: 4500, RSSBytes: 12 << 20},
+		{HiveID: "gpu-box", WorkerID: "w2", PID: 4242, Port: 9100, Device: "cuda:0", ModelID: "meta-llama/Llama-3-8b", WorkerType: "cuda-llm",
+			UptimeMS: (2*3600 + 5*60 + 9) * 1000, RSSBytes: 3 << 30, GPUMemoryMiB: &vram, WorkerStatus: client.WorkerStatus{State: "ready", Restarts: 2}},
+		{HiveID: "gpu-box", WorkerID: "w10", PID: 77, Port: 9101, Device: "cpu", ModelID: "m", WorkerType: "cpu-llm", UptimeMS: 4500, RSSBytes: 12 << 20,
+			WorkerStatus: client.WorkerStatus{State: "running"}},
+		{HiveID: "gpu-box", WorkerID: "w11", Port: 9102, Device: "cpu", ModelID: "m", WorkerType: "cpu-llm",
+			WorkerStatus: client.WorkerStatus{State: "exited", ExitCode: &code, ExitedAt: &exitedAt}},
 	}
 	var b bytes.Buffer
 	if err := client.WriteTable(&b, ws); err != nil {
 		t.Fatal(err)
 	}
 	want := "" +
-		"HIVE     WORKER  PID   PORT  DEVICE  MODEL                  UPTIME  MEMORY\n" +
-		"gpu-box  w2      4242  9100  cuda:0  meta-llama/Llama-3-8b  2h05m   3.0 GiB\n" +
-		"gpu-box  w10     77    9101  cpu     m                      4s      12 MiB\n"
+		"HIVE     WORKER  STATE    RESTARTS  TYPE      PID   PORT  DEVICE  MODEL                  UPTIME             MEMORY   GPU MEMORY\n" +
+		"gpu-box  w2      ready    2         cuda-llm  4242  9100  cuda:0  meta-llama/Llama-3-8b  2h05m              3.0 GiB  30 GiB\n" +
+		"gpu-box  w10     running  0         cpu-llm   77    9101  cpu     m                      4s                 12 MiB   -\n" +
+		"gpu-box  w11     exited   0         cpu-llm   -     9102  cpu     m                      exit 3, 3h00m ago  -        -\n"
 	if b.String() != want {
 		t.Errorf("table:\n got:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -29,6 +29,10 @@ type HiveInfo struct {
 	// agent does not publish them.
 	Host    string   `json:"host,omitempty"`
 	Devices []string `json:"devices,omitempty"`
+	// GPUs are the agent's GPUs: from its stats (live) when it answers
+	// them, else from its metadata (as at its start); none from agents
+	// before GPU memory was reported.
+	GPUs []GPU `json:"gpus,omitempty"`
 	// The rest is filled by Hives only.
 	//
 	// Workers is the number of workers the hive listed; -1 when unknown.
@@ -129,6 +133,9 @@ func hiveOf(info micro.Info) HiveInfo {
 			h.Devices = append(h.Devices, d)
 		}
 	}
+	if s := info.Metadata["gpus"]; s != "" {
+		_ = json.Unmarshal([]byte(s), &h.GPUs) // an undecodable list shows none
+	}
 	return h
 }
 
@@ -153,14 +160,14 @@ func hiveIDs(hs []HiveInfo) []string {
 }
 
 // listEach lists every hive concurrently.
-func (c *Client) listEach(ctx context.Context, ids []string) (map[string][]Worker, []HiveError) {
+func (c *Client) listEach(ctx context.Context, ids []string, o ListOptions) (map[string][]Worker, []HiveError) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	found := map[string][]Worker{}
 	var failed []HiveError
 	for _, id := range ids {
 		wg.Go(func() {
-			ws, err := c.List(ctx, id)
+			ws, err := c.ListWith(ctx, id, o)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -180,11 +187,16 @@ func (c *Client) listEach(ctx context.Context, ids []string) (map[string][]Worke
 // error; no agent at all is ErrNoAgent. Workers come sorted by hive, then
 // by worker id in natural order.
 func (c *Client) ListAll(ctx context.Context) (workers []Worker, failed []HiveError, err error) {
+	return c.ListAllWith(ctx, ListOptions{})
+}
+
+// ListAllWith is ListAll with options.
+func (c *Client) ListAllWith(ctx context.Context, o ListOptions) (workers []Worker, failed []HiveError, err error) {
 	hives, err := c.Discover(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	found, failed := c.listEach(ctx, hiveIDs(hives))
+	found, failed := c.listEach(ctx, hiveIDs(hives), o)
 	workers = []Worker{}
 	for _, ws := range found {
 		workers = append(workers, ws...)
@@ -209,7 +221,7 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 		wg.Go(func() { c.stats(ctx, &hives[i]) })
 	}
 	wg.Wait()
-	found, failed := c.listEach(ctx, hiveIDs(hives))
+	found, failed := c.listEach(ctx, hiveIDs(hives), ListOptions{})
 	for i := range hives {
 		h := &hives[i]
 		if ws, ok := found[h.HiveID]; ok {
@@ -226,8 +238,9 @@ func (c *Client) Hives(ctx context.Context) ([]HiveInfo, error) {
 
 // statsData is the agent's own data in each endpoint's stats.
 type statsData struct {
-	InFlight    int `json:"in_flight"`
-	MaxInFlight int `json:"max_in_flight"`
+	InFlight    int   `json:"in_flight"`
+	MaxInFlight int   `json:"max_in_flight"`
+	GPUs        []GPU `json:"gpus"`
 }
 
 // stats completes h from its instance's $SRV.STATS.
@@ -266,6 +279,9 @@ func readStats(data []byte, h *HiveInfo) error {
 		}
 		h.InFlight = max(h.InFlight, d.InFlight)
 		h.MaxInFlight = max(h.MaxInFlight, d.MaxInFlight)
+		if len(d.GPUs) > 0 {
+			h.GPUs = d.GPUs
+		}
 	}
 	return nil
 }

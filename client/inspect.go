@@ -15,7 +15,13 @@ const logsCommand = "logs"
 // List returns the workers of hive, each with HiveID set, in natural
 // order of their ids.
 func (c *Client) List(ctx context.Context, hive string) ([]Worker, error) {
-	r, err := request[ListResult](ctx, c, hive, subjects.List, struct{}{})
+	return c.ListWith(ctx, hive, ListOptions{})
+}
+
+// ListWith is List with options (ListOptions.Exited: recently exited
+// workers too).
+func (c *Client) ListWith(ctx context.Context, hive string, o ListOptions) ([]Worker, error) {
+	r, err := request[ListResult](ctx, c, hive, subjects.List, o.wire())
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,9 @@ type SpawnRequest struct {
 	// type's restart policy; empty and nil leave it.
 	Restart     string
 	MaxRestarts *int
+	// MinFreeVRAMMiB refuses the spawn (insufficient_vram) unless the GPU
+	// has this much memory free; nil leaves the worker type's vram_mib.
+	MinFreeVRAMMiB *int64
 }
 
 // wire is the request body: the envelope and the command side by side.
@@ -73,12 +76,13 @@ func (r SpawnRequest) wire() any {
 		WaitTimeoutMS int64  `json:"wait_timeout_ms,omitempty"`
 		Restart       string `json:"restart,omitempty"`
 		MaxRestarts   *int   `json:"max_restarts,omitempty"`
+		MinFreeVRAM   *int64 `json:"min_free_vram_mib,omitempty"`
 	}
 	ms := r.WaitTimeout.Milliseconds()
 	if r.WaitTimeout > 0 && ms == 0 {
 		ms = 1 // a positive timeout must not turn into "the agent's default"
 	}
-	return body{r.JobID, r.CommandID, r.ModelID, r.Device, r.WorkerID, r.WorkerType, r.Port, r.QueenURL, r.Wait, ms, r.Restart, r.MaxRestarts}
+	return body{r.JobID, r.CommandID, r.ModelID, r.Device, r.WorkerID, r.WorkerType, r.Port, r.QueenURL, r.Wait, ms, r.Restart, r.MaxRestarts, r.MinFreeVRAMMiB}
 }
 
 // SpawnResult is the result of a spawn.
@@ -102,10 +106,19 @@ type SpawnResult struct {
 // DeleteResult is the result of a delete.
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
+	// PID is the stopped worker's; absent (0) when no process was left,
+	// i.e. the delete only cancelled a pending restart.
+	PID int `json:"pid,omitempty"`
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
+	// RestartCancelled is true when the worker had failed and was waiting
+	// for its restart, which the delete cancelled.
+	RestartCancelled bool `json:"restart_cancelled,omitempty"`
+	// GPUReleased and GPUReleaseMS, for a worker on a GPU, say whether
+	// its processes left the GPU within the agent's --vram-release-timeout.
+	GPUReleased  *bool  `json:"gpu_released,omitempty"`
+	GPUReleaseMS *int64 `json:"gpu_release_ms,omitempty"`
 }
 
 // Worker is one worker as list and get report it. HiveID is not in the
@@ -125,6 +138,10 @@ type Worker struct {
 	RSSBytes   uint64    `json:"rss_bytes"`
 	BinaryPath string    `json:"binary_path"`
 	LogPath    string    `json:"log_path"`
+	// GPUMemoryMiB is what the worker's processes hold on GPUs; nil for a
+	// worker on no GPU or when the agent could not read it.
+	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
+	WorkerStatus
 }
 
 // Uptime is how long the worker had been running when the agent answered.

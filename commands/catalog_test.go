@@ -58,7 +58,10 @@ func TestSpawn_ExecuteCatalogRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var n narration
 			cmd := mustDecode(t, commands.KindSpawn, tt.body)
-			_, err := cmd.Execute(context.Background(), commands.Deps{Spawner: &fakeSpawner{t: t}, Narrator: n.narrator(), Defaults: defaults, Catalog: cat})
+			// The device is checked before the templates (a GPU the agent
+			// cannot see is device_unavailable, not a template error).
+			sp := &fakeSpawner{t: t, CheckDeviceFunc: func(spawner.Device) error { return nil }}
+			_, err := cmd.Execute(context.Background(), commands.Deps{Spawner: sp, Narrator: n.narrator(), Defaults: defaults, Catalog: cat})
 			checkCode(t, err, tt.code)
 			e := commands.ToError(err)
 			if e.Field != tt.field {

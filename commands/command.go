@@ -53,6 +53,9 @@ type Spawner interface {
 	// CancelRestart cancels a failed worker's pending restart and reports
 	// whether there was one.
 	CancelRestart(workerID string) bool
+	// StateOf and Departed give worker states and recent exits (state.go).
+	StateOf(w spawner.Worker) spawner.State
+	Departed() []spawner.Departed
 }
 
 // Events publishes the lifecycle events commands cause. Implementations
@@ -114,6 +117,11 @@ type Deps struct {
 	// JSON-encoded so that the reply fits the connection's max payload;
 	// a logs read returns no more than fits.
 	MaxResultBytes int64
+	// GPU is the GPU memory policy; nil admits every spawn and checks
+	// no release (spawn_gpu.go).
+	GPU *GPUPolicy
+	// Agent serves agent.drain and agent.resume; nil: they fail.
+	Agent Agent
 }
 
 func (d Deps) now() time.Time {
@@ -137,6 +145,10 @@ type WorkerInfo struct {
 	RSSBytes   uint64 `json:"rss_bytes"`
 	BinaryPath string `json:"binary_path"`
 	LogPath    string `json:"log_path"`
+	// GPUMemoryMiB is the memory the worker's processes hold on GPUs, for
+	// workers on a GPU when nvidia-smi answers.
+	GPUMemoryMiB *int64 `json:"gpu_memory_mib,omitempty"`
+	WorkerStatus
 }
 
 func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
@@ -145,6 +157,7 @@ func infoOf(w spawner.Worker, now time.Time) WorkerInfo {
 		Device: w.Device, Port: w.Port, JobID: w.JobID, StartedAt: FormatTime(w.StartedAt()),
 		UptimeMS: max(0, now.Sub(w.StartedAt()).Milliseconds()), RSSBytes: w.RSSBytes,
 		BinaryPath: w.BinaryPath, LogPath: w.LogPath,
+		WorkerStatus: WorkerStatus{Restarts: w.Restarts},
 	}
 }
 

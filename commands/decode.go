@@ -53,7 +53,7 @@ type validator interface {
 }
 
 // Kinds lists the command kinds Decode knows.
-var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs}
+var Kinds = []string{KindSpawn, KindDelete, KindList, KindGet, KindLogs, KindRestart, KindDrain, KindResume}
 
 func newCommand(kind string) validator {
 	switch kind {
@@ -67,6 +67,12 @@ func newCommand(kind string) validator {
 		return &Get{}
 	case KindLogs:
 		return &Logs{}
+	case KindRestart:
+		return &Restart{}
+	case KindDrain:
+		return &Drain{}
+	case KindResume:
+		return &Resume{}
 	}
 	return nil
 }

@@ -171,11 +171,14 @@ func TestDecode_BadRequest(t *testing.T) {
 		)
 		for _, kind := range commands.Kinds {
 			body := map[string]string{
-				commands.KindSpawn:  spawnBody(""),
-				commands.KindDelete: `{"worker_id":"w"}`,
-				commands.KindList:   `{}`,
-				commands.KindGet:    `{"worker_id":"w"}`,
-				commands.KindLogs:   `{"worker_id":"w"}`,
+				commands.KindSpawn:   spawnBody(""),
+				commands.KindDelete:  `{"worker_id":"w"}`,
+				commands.KindList:    `{}`,
+				commands.KindGet:     `{"worker_id":"w"}`,
+				commands.KindLogs:    `{"worker_id":"w"}`,
+				commands.KindRestart: `{"worker_id":"w"}`,
+				commands.KindDrain:   `{}`,
+				commands.KindResume:  `{}`,
 			}[kind]
 			for _, f := range []string{"job_id", "command_id"} {
 				b := `{"` + f + `":` + id + "," + body[1:]
@@ -215,11 +218,11 @@ func TestDecode_BadRequest(t *testing.T) {
 
 func TestDecode_UnknownCommand(t *testing.T) {
 	tests := []struct{ name, kind, body string }{
-		{"restart", "worker.restart", `{}`},
+		{"reboot", "worker.reboot", `{}`},
 		{"empty kind", "", `{}`},
 		{"bare token", "spawn", `{"model_id":"m","device":"cpu"}`},
 		{"upper case", "WORKER.SPAWN", `{"model_id":"m","device":"cpu"}`},
-		{"not JSON", "worker.restart", "garbage"},
+		{"not JSON", "worker.reboot", "garbage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,7 +363,7 @@ func TestDecode_GeneratedIDs(t *testing.T) {
 		{"empty ids", commands.KindList, `{"job_id":"","command_id":""}`},
 		{"not JSON", commands.KindList, "garbage"},
 		{"invalid value", commands.KindSpawn, `{"model_id":"-x","device":"cpu"}`},
-		{"unknown kind", "worker.restart", ""},
+		{"unknown kind", "worker.reboot", ""},
 		{"too big", commands.KindList, strings.Repeat(" ", commands.MaxBodyBytes+1)},
 	}
 	for _, tt := range tests {
@@ -403,7 +406,7 @@ func TestDecode_EnvelopeKeepsValidIDs(t *testing.T) {
 		{"unknown field", commands.KindList, `{"job_id":"job-1","command_id":"cmd_1","x":1}`, true, job, command},
 		{"wrong type", commands.KindSpawn, spawnBody(`,"port":"9001","job_id":"job-1","command_id":"cmd_1"`), true, job, command},
 		{"trailing data", commands.KindList, `{"job_id":"job-1","command_id":"cmd_1"} {}`, true, job, command},
-		{"unknown kind", "worker.restart", `{"job_id":"job-1","command_id":"cmd_1"}`, true, job, command},
+		{"unknown kind", "worker.reboot", `{"job_id":"job-1","command_id":"cmd_1"}`, true, job, command},
 		{"invalid job_id", commands.KindList, `{"job_id":"a.b","command_id":"cmd_1"}`, true, "", command},
 		{"invalid command_id", commands.KindList, `{"job_id":"job-1","command_id":"*"}`, true, job, ""},
 		{"job_id of wrong type", commands.KindList, `{"job_id":5,"command_id":"cmd_1"}`, true, "", command},
@@ -493,7 +496,7 @@ func TestDecode_UnknownFieldHint(t *testing.T) {
 		{commands.KindDelete, `{"worker_id":"w","grace":5}`, "grace", "grace: unknown field; did you mean grace_ms?"},
 		{commands.KindLogs, `{"worker_id":"w","offest":0}`, "offest", "offest: unknown field; did you mean offset?"},
 		{commands.KindLogs, `{"worker_id":"w","line":3}`, "line", "line: unknown field; did you mean lines?"},
-		{commands.KindList, `{"verbose":true}`, "verbose", "verbose: unknown field; known fields: command_id, job_id"},
+		{commands.KindList, `{"verbose":true}`, "verbose", "verbose: unknown field; known fields: all, command_id, job_id"},
 		{commands.KindGet, `{"worker_id":"w","x":1}`, "x", "x: unknown field; known fields: command_id, job_id, log_lines, worker_id"},
 	}
 	for _, tt := range tests {

@@ -53,13 +53,19 @@ func requireWorkerID(id string) *Error {
 // DeleteResult is the result of a delete.
 type DeleteResult struct {
 	WorkerID string `json:"worker_id"`
-	PID      int    `json:"pid"`
+	// PID is the stopped worker's; absent when no process was left (the
+	// delete only cancelled a pending restart).
+	PID int `json:"pid,omitempty"`
 	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
 	// RestartCancelled is true when the worker had failed and was waiting
 	// for its restart, which the delete cancelled.
 	RestartCancelled bool `json:"restart_cancelled,omitempty"`
+	// GPUReleased and GPUReleaseMS, for a worker on a GPU, say whether its
+	// processes left the GPU within --vram-release-timeout, and when.
+	GPUReleased  *bool  `json:"gpu_released,omitempty"`
+	GPUReleaseMS *int64 `json:"gpu_release_ms,omitempty"`
 }
 
 // Execute stops the worker.
@@ -72,10 +78,14 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 			fmt.Sprintf("Worker %s had failed and was waiting to be restarted; it will not be.", c.WorkerID), Fields{WorkerID: c.WorkerID})
 	}
 	first := true
+	var gpuPIDs []int
 	// The spawner calls onSignal right before each signal, from one goroutine.
 	res, err := d.Spawner.Stop(ctx, c.WorkerID, grace, func(sig string, w spawner.Worker) {
 		if first && d.Events != nil {
 			d.Events.WorkerStopping(w, c.JobID, grace)
+		}
+		if first {
+			gpuPIDs = d.GPU.pidsOf(w)
 		}
 		first = false
 		level, human := LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
@@ -90,5 +100,9 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}, nil
+	out := DeleteResult{WorkerID: res.Worker.WorkerID, PID: res.Worker.PID, Signal: res.Signal, StoppedMS: res.StoppedMS, RestartCancelled: cancelled}
+	if rel := d.GPU.ReleaseCheck(ctx, res.Worker, gpuPIDs); rel.Checked {
+		out.GPUReleased, out.GPUReleaseMS = &rel.Released, &rel.MS
+	}
+	return out, nil
 }

@@ -23,6 +23,9 @@ const (
 	CodeNotReady          = "not_ready"
 	CodeBusy              = "busy"
 	CodeInternal          = "internal"
+	// CodeInsufficientVRAM: the pinned GPU has less free memory than the
+	// spawn's min_free_vram_mib (or its type's vram_mib).
+	CodeInsufficientVRAM = "insufficient_vram"
 )
 
 // Error is an error with a stable wire code. Field names the request field

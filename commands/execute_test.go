@@ -30,7 +30,9 @@ type fakeSpawner struct {
 }
 
 // CancelRestart finds no pending restart.
-func (f *fakeSpawner) CancelRestart(string) bool { return false }
+func (f *fakeSpawner) CancelRestart(string) bool            { return false }
+func (f *fakeSpawner) StateOf(spawner.Worker) spawner.State { return spawner.StateRunning }
+func (f *fakeSpawner) Departed() []spawner.Departed         { return nil }
 
 var _ commands.Spawner = (*fakeSpawner)(nil)
 
@@ -257,7 +259,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-1","command_id":"c1"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-1", CommandID: "c1",
 			},
 			// A resend waits as the first did: this worker has been up
 			// longer than the alive window.
@@ -269,7 +271,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 				`"port":9101,"queen_url":"https://q:1","wait":"exec","wait_timeout_ms":10}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", Port: 9101, QueenURL: "https://q:1", JobID: "job-1", CommandID: "c1",
 			},
 			wantWait: commands.WaitExec,
 		},
@@ -278,7 +280,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-2","command_id":"c2"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-2", CommandID: "c2",
 			},
 			wantErr: commands.CodeConflict,
 		},
@@ -287,7 +289,7 @@ func TestSpawn_ExecuteAlreadyRunning(t *testing.T) {
 			body: `{"model_id":"m","device":"cpu","worker_id":"w1","job_id":"job-3"}`,
 			wantSpec: spawner.Spec{
 				WorkerID: "w1", ModelID: "m", Device: spawner.Device{Raw: "cpu", Type: spawner.CPU, Index: -1},
-				BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
+				Restart: spawner.RestartPolicy{Max: 3}, BinaryPath: "/bin/cpu-llm-worker-rbee", QueenURL: defaults.QueenURL, JobID: "job-3",
 			},
 			wantErr: commands.CodeConflict,
 		},
@@ -515,11 +517,11 @@ func TestList_Execute(t *testing.T) {
 	info1 := commands.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cuda-llm", ModelID: "meta-llama/Llama-3-8b", Device: "cuda:0",
 		Port: 9101, JobID: "job-1", StartedAt: "2026-11-26T17:00:00.500Z", UptimeMS: 9500, RSSBytes: 1 << 30,
-		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log",
+		BinaryPath: "/opt/w/cuda-llm-worker-rbee", LogPath: "/logs/h1/w1.log", WorkerStatus: commands.WorkerStatus{State: "running"},
 	}
 	info2 := commands.WorkerInfo{
 		WorkerID: "w2", PID: 7, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu",
-		StartedAt: "2026-11-26T17:00:11.000Z", UptimeMS: 0,
+		StartedAt: "2026-11-26T17:00:11.000Z", UptimeMS: 0, WorkerStatus: commands.WorkerStatus{State: "running"},
 	}
 	tests := []struct {
 		name     string
@@ -572,6 +574,7 @@ func TestGet_Execute(t *testing.T) {
 	wantInfo := commands.WorkerInfo{
 		WorkerID: "w1", PID: 4242, WorkerType: "cpu-llm", ModelID: "m", Device: "cpu", Port: 9100, JobID: "job-1",
 		StartedAt: "2026-11-26T17:00:00.000Z", UptimeMS: 60_000, RSSBytes: 42, BinaryPath: "/b", LogPath: "/logs/w1.log",
+		WorkerStatus: commands.WorkerStatus{State: "running"},
 	}
 	tests := []struct {
 		name      string

@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+
+	"github.com/rbee/hive-agent/spawner"
 )
 
 // Limits of log_lines.
@@ -51,5 +53,6 @@ func (c *Get) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log of worker %s: %w", w.WorkerID, err)
 	}
-	return GetResult{WorkerInfo: infoOf(w, d.now()), LogTail: tail}, nil
+	vram := d.GPU.usage(ctx, []spawner.Worker{w})
+	return GetResult{WorkerInfo: withVRAM(runningInfo(d.Spawner, w, d.now()), vram), LogTail: tail}, nil
 }

@@ -5,6 +5,8 @@ import "context"
 // List reports every worker of this hive.
 type List struct {
 	Envelope
+	// All adds the workers that exited within the agent's exited TTL.
+	All bool `json:"all"`
 }
 
 // Kind is worker.list.
@@ -17,16 +19,35 @@ type ListResult struct {
 	Workers []WorkerInfo `json:"workers"`
 }
 
-// Execute reads the process table.
+// Execute reads the process table, then adds the workers waiting for a
+// restart (always) and those that exited (with all). An id that runs
+// again is listed once, running.
 func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 	ws, err := d.Spawner.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	now := d.now()
+	vram := d.GPU.usage(ctx, ws)
 	res := ListResult{Workers: make([]WorkerInfo, 0, len(ws))}
+	running := map[string]bool{}
 	for _, w := range ws {
-		res.Workers = append(res.Workers, infoOf(w, now))
+		res.Workers = append(res.Workers, withVRAM(runningInfo(d.Spawner, w, now), vram))
+		running[w.WorkerID] = true
+	}
+	for _, dep := range d.Spawner.Departed() {
+		if running[dep.WorkerID] || (!c.All && dep.State != "backoff") {
+			continue
+		}
+		res.Workers = append(res.Workers, departedInfo(dep))
 	}
 	return res, nil
+}
+
+// withVRAM adds the worker's GPU memory, when it is known.
+func withVRAM(info WorkerInfo, vram map[string]int64) WorkerInfo {
+	if v, ok := vram[info.WorkerID]; ok {
+		info.GPUMemoryMiB = &v
+	}
+	return info
 }

@@ -27,6 +27,8 @@ const (
 	MaxModelIDLen    = 512
 	MaxWaitTimeoutMS = 3_600_000
 	MaxRestarts      = 1000
+	// MaxVRAMMiB bounds min_free_vram_mib (1 PiB).
+	MaxVRAMMiB = 1 << 30
 )
 
 // Spawn starts a worker.
@@ -43,8 +45,15 @@ type Spawn struct {
 	// Restart and MaxRestarts override the worker type's restart policy.
 	Restart     string `json:"restart"`
 	MaxRestarts *int   `json:"max_restarts"`
+	// MinFreeVRAMMiB refuses the spawn with insufficient_vram unless the
+	// pinned GPU has this much memory free (spawn_gpu.go); it overrides
+	// the type's vram_mib.
+	MinFreeVRAMMiB *int64 `json:"min_free_vram_mib"`
 
 	device spawner.Device
+	// restarts, when positive, starts the worker as that restart of its
+	// id (a restart command).
+	restarts int
 }
 
 // Kind is worker.spawn.
@@ -105,6 +114,14 @@ func (c *Spawn) validate() *Error {
 	}
 	if c.MaxRestarts != nil && (*c.MaxRestarts < 0 || *c.MaxRestarts > MaxRestarts) {
 		return BadRequest("max_restarts", "%d: want 0-%d", *c.MaxRestarts, MaxRestarts)
+	}
+	if c.MinFreeVRAMMiB != nil {
+		if *c.MinFreeVRAMMiB < 0 || *c.MinFreeVRAMMiB > MaxVRAMMiB {
+			return BadRequest("min_free_vram_mib", "%d: want 0-%d", *c.MinFreeVRAMMiB, MaxVRAMMiB)
+		}
+		if *c.MinFreeVRAMMiB > 0 && d.Type != spawner.CUDA {
+			return BadRequest("min_free_vram_mib", "only a GPU device (cuda:N, GPU-N, GPU-<uuid>) has VRAM; %s has none", c.Device)
+		}
 	}
 	return nil
 }

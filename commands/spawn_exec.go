@@ -54,16 +54,25 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	}
 	wait := firstOf(c.Wait, typ.Wait, d.Defaults.Wait)
 	queen := firstOf(c.QueenURL, d.Defaults.QueenURL)
+	// The device first: a GPU the agent cannot see is device_unavailable,
+	// not a template that cannot pin it.
+	if err := d.Spawner.CheckDevice(c.device); err != nil {
+		return nil, err
+	}
 	// A template that cannot be filled in (e.g. {device_index} on cpu) is
 	// the request's fault, and is found before anything is started.
 	if _, _, err := typ.Render(c.params(d.Spawner.HiveID(), queen, max(c.Port, 1024))); err != nil {
 		return nil, BadRequest("worker_type", "%v", err)
 	}
-	if err := d.Spawner.CheckDevice(c.device); err != nil {
-		return nil, err
-	}
 	bin, err := d.Spawner.Resolve(typ.Binary)
 	if err != nil {
+		return nil, err
+	}
+	ask := int64(typ.VRAMMiB)
+	if c.MinFreeVRAMMiB != nil {
+		ask = *c.MinFreeVRAMMiB
+	}
+	if err := d.GPU.admit(ctx, c.WorkerID, c.device, ask); err != nil {
 		return nil, err
 	}
 	n.Narrate("worker_binary_resolved", LevelInfo,
@@ -75,7 +84,12 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 		WorkerType: spawner.WorkerType(typ.Name), HealthPath: typ.HealthPath, ReadyStatus: typ.ReadyStatus,
 		Command: func(port int) ([]string, []string, error) { return typ.Render(c.params(hiveID, queen, port)) },
 		Restart: c.restartPolicy(typ),
-	})
+	}.WithRestarts(c.restarts))
+	if err != nil {
+		d.GPU.abandon(c.WorkerID)
+	} else {
+		d.GPU.started(h.Worker)
+	}
 	var running *spawner.RunningError
 	if errors.As(err, &running) && running.Worker.CommandID == c.CommandID &&
 		running.Worker.ModelID == c.ModelID && running.Worker.Device == c.Device {
@@ -84,6 +98,7 @@ func (c *Spawn) Execute(ctx context.Context, d Deps) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Settle() // past its wait, whatever the outcome
 	// worker_process_started is narrated by the spawner's OnStart hook, so
 	// that it always comes before a worker_exited of the same worker.
 	switch wait {
@@ -139,10 +154,8 @@ func (c *Spawn) waitReady(ctx context.Context, d Deps, typ catalog.Type, h *spaw
 
 // restartPolicy is the type's restart policy with the request's overrides.
 func (c *Spawn) restartPolicy(typ catalog.Type) spawner.RestartPolicy {
-	if firstOf(c.Restart, typ.Restart) != catalog.RestartOnFailure {
-		return spawner.RestartPolicy{}
-	}
-	p := spawner.RestartPolicy{OnFailure: true, Max: typ.MaxRestarts}
+	// Max is kept under "no" too: restarts on unhealthy count against it.
+	p := spawner.RestartPolicy{OnFailure: firstOf(c.Restart, typ.Restart) == catalog.RestartOnFailure, Max: typ.MaxRestarts}
 	if c.MaxRestarts != nil {
 		p.Max = *c.MaxRestarts
 	}

@@ -62,7 +62,7 @@ func TestConsumer_BadInputs(t *testing.T) {
 		{"delete unknown worker", "delete", `{"worker_id":"nobody"}`, commands.CodeNotFound, ""},
 		{"get unknown worker", "get", `{"worker_id":"nobody"}`, commands.CodeNotFound, ""},
 		{"too many log lines", "get", `{"worker_id":"taken","log_lines":1001}`, commands.CodeBadRequest, "log_lines"},
-		{"unknown command", "restart", `{}`, commands.CodeUnknownCommand, ""},
+		{"unknown command", "reboot", `{}`, commands.CodeUnknownCommand, ""},
 		{"unknown deeper subject", "spawn.now", `{}`, commands.CodeUnknownCommand, ""},
 		{"job id with a dot", "list", `{"job_id":"a.b"}`, commands.CodeBadRequest, "job_id"},
 		{"command id wildcard", "list", `{"command_id":">"}`, commands.CodeBadRequest, "command_id"},

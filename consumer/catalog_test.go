@@ -15,6 +15,7 @@ import (
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/fakesmi"
 	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/spawner"
 )
@@ -105,23 +106,17 @@ func TestConsumer_CatalogTypeSpawned(t *testing.T) {
 	a.must(t, "delete", `{"worker_id":"w1"}`, nil)
 }
 
-// The type's GPU pinning, against the recorded nvidia-smi of an H100: a
-// GPU-<uuid> device pins that UUID, cuda:N the agent's Nth visible GPU.
+// The type's GPU pinning, against a fake nvidia-smi showing two H100s
+// built from the recorded one, with the agent's CUDA_VISIBLE_DEVICES=1: a
+// GPU-<uuid> device pins that UUID, cuda:N the agent's Nth visible entry
+// (here host GPU 1), and the hidden GPU 0 is refused however it is named.
 func TestConsumer_CatalogPinsGPU(t *testing.T) {
-	fixture := filepath.Join("..", "spawner", "testdata", "nvidia-h100-1gpu", "nvidia-smi-L.txt")
-	if _, err := os.Stat(fixture); err != nil {
-		t.Fatalf("GPU fixtures not found: %v", err)
-	}
-	abs, _ := filepath.Abs(fixture)
-	smi := filepath.Join(t.TempDir(), "nvidia-smi")
-	if err := os.WriteFile(smi, []byte("#!/bin/sh\nexec cat '"+abs+"'\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("CUDA_VISIBLE_DEVICES", "5")
-	probe := spawner.DeviceProbe{GOOS: "linux", NvidiaProcDir: filepath.Join(t.TempDir(), "none"), NvidiaSMI: smi}
+	gs := recordedGPUs(t, 2)
+	f := fakesmi.Install(t, fakesmi.State{GPUs: gs})
+	t.Setenv("CUDA_VISIBLE_DEVICES", "1")
+	probe := spawner.DeviceProbe{GOOS: "linux", NvidiaProcDir: filepath.Join(t.TempDir(), "none"), NvidiaSMI: filepath.Join(f.Dir, "nvidia-smi")}
 	a := startAgent(t, testenv.NATS(t), withCatalog(t, probe))
-	const uuid = "GPU-f6a4b594-4260-b95b-6164-2bbedf0b43a9"
-	for _, c := range []struct{ device, want string }{{uuid, uuid}, {"cuda:0", "5"}} {
+	for _, c := range []struct{ device, want string }{{gs[1].UUID, gs[1].UUID}, {"cuda:0", "1"}} {
 		var sp commands.SpawnResult
 		a.must(t, "spawn", `{"worker_id":"g","model_id":"m","device":"`+c.device+`","worker_type":"tw","wait":"exec"}`, &sp)
 		if got := testenv.Environ(sp.PID)["CUDA_VISIBLE_DEVICES"]; got != c.want {
@@ -129,9 +124,11 @@ func TestConsumer_CatalogPinsGPU(t *testing.T) {
 		}
 		a.must(t, "delete", `{"worker_id":"g"}`, nil)
 	}
-	r := a.req(t, "spawn", `{"model_id":"m","device":"GPU-00000000-4260-b95b-6164-2bbedf0b43a9","worker_type":"tw"}`)
-	wantError(t, r, commands.CodeDeviceUnavailable, "")
-	a.stillServes(t)
+	for _, dev := range []string{gs[0].UUID, "GPU-00000000-4260-b95b-6164-2bbedf0b43a9", "cuda:1"} {
+		r := a.req(t, "spawn", `{"model_id":"m","device":"`+dev+`","worker_type":"tw"}`)
+		wantError(t, r, commands.CodeDeviceUnavailable, "")
+		a.stillServes(t)
+	}
 }
 
 // wait: ready with a stall timeout: a worker that shows no progress fails

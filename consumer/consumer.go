@@ -23,7 +23,6 @@ import (
 
 	"github.com/rbee/hive-agent/catalog"
 	"github.com/rbee/hive-agent/commands"
-	"github.com/rbee/hive-agent/internal/version"
 	"github.com/rbee/hive-agent/metrics"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -69,10 +68,17 @@ type Config struct {
 	Metadata map[string]string
 	// Metrics, when set, counts commands and worker exits for Prometheus.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// GPU, when set, is the GPU memory policy (admission, release checks;
+	// see gpu.go); its live figures go into the stats.
+	GPU    *commands.GPUPolicy
+	Logger *slog.Logger
 	// JetStream, when set, adds durable intake and stored outcomes
 	// (docs/intake.md); nil serves request/reply only.
 	JetStream *JetStreamConfig
+	// Health, when set, checks running workers after ready (health.go).
+	Health *HealthConfig
+	// DrainFile, when set, keeps the drain state across restarts (drain.go).
+	DrainFile string
 }
 
 func (c *Config) setDefaults() {
@@ -133,8 +139,10 @@ type Consumer struct {
 	cfg     Config
 	nc      *nats.Conn
 	log     *slog.Logger
+	svcMu   sync.Mutex // guards svc, which a drain registers anew (service.go)
 	svc     micro.Service
 	unknown *nats.Subscription
+	drain   drainState
 	// instance is the micro service id once started; connection callbacks read it.
 	instance atomic.Pointer[string]
 	out      *outbox
@@ -180,30 +188,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := micro.AddService(c.nc, micro.Config{
-		Name:        ServiceName,
-		Version:     version.SemVer(c.cfg.Version), // micro accepts only strict SemVer
-		Description: "Starts and stops LLM worker processes of hive " + c.cfg.HiveID,
-		Metadata:    metadata(c.cfg.HiveID, c.cfg.Version, c.cfg.Metadata),
-		StatsHandler: func(e *micro.Endpoint) any {
-			return c.stats.snapshot("worker."+e.Name, len(c.sem), c.cfg.MaxInFlight, c.out.count())
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("add micro service: %w", err)
+	if err := c.loadDrain(); err != nil {
+		return err
 	}
-	for _, cmd := range subjects.Commands {
-		subj, err := subjects.WorkerCommand(c.cfg.HiveID, cmd)
-		if err != nil {
-			return errors.Join(err, svc.Stop())
-		}
-		kind := "worker." + cmd
-		handler := micro.HandlerFunc(func(req micro.Request) {
-			c.dispatch(kind, inbound{subject: req.Subject(), reply: req.Reply(), data: req.Data()})
-		})
-		if err := svc.AddEndpoint(cmd, handler, micro.WithEndpointSubject(subj)); err != nil {
-			return errors.Join(fmt.Errorf("add endpoint %s: %w", cmd, err), svc.Stop())
-		}
+	svc, err := c.addService()
+	if err != nil {
+		return err
 	}
 	// Any other subject under the group gets unknown_command. This is a plain
 	// queue subscription, not an endpoint: it sees every command too (and
@@ -222,7 +212,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("subscribe %s: %w", wildcard, err), svc.Stop())
 	}
 	c.unknown = unknown
+	c.svcMu.Lock()
 	c.svc = svc
+	c.svcMu.Unlock()
 	// Subscriptions are sent asynchronously; once Start returns the agent
 	// must be reachable, so wait for the server to have them all.
 	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
@@ -247,6 +239,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}
 	c.publishInventory(ctx, InventoryStart)
+	if c.cfg.Health != nil {
+		if err := c.startHealth(); err != nil {
+			return err
+		}
+	}
 	c.startHeartbeat()
 	return nil
 }
@@ -312,7 +309,7 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 	go func() {
 		defer c.inflight.Done()
 		defer func() { <-c.sem }()
-		c.run(kind, in, nil)
+		c.run(kind, in, c.refusal(kind))
 	}()
 }
 
@@ -330,11 +327,13 @@ func (c *Consumer) Close(ctx context.Context) error {
 		}
 	}
 	c.stopHeartbeat()
+	c.svcMu.Lock()
 	if c.svc != nil {
 		if err := c.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop service: %w", err))
 		}
 	}
+	c.svcMu.Unlock()
 	if c.intake != nil {
 		c.intake.stop()
 		defer c.intake.finish()

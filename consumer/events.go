@@ -52,6 +52,47 @@ type ExitedEvent struct {
 	RestartInMS int64 `json:"restart_in_ms,omitempty"`
 }
 
+// PendingRestartEvent is published on
+// hive.<hive_id>.events.worker.restart_resumed when the agent, at start,
+// takes on a restart that an earlier agent announced in an exited event
+// (restart, restart_in_ms) but was stopped or killed before starting, and
+// on hive.<hive_id>.events.worker.restart_abandoned when it cannot (Reason).
+type PendingRestartEvent struct {
+	HiveID   string `json:"hive_id"`
+	WorkerID string `json:"worker_id"`
+	JobID    string `json:"job_id,omitempty"`
+	ModelID  string `json:"model_id,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// Restart is the restart that was due, of MaxRestarts.
+	Restart     int `json:"restart,omitempty"`
+	MaxRestarts int `json:"max_restarts,omitempty"`
+	// DueAt is when the backoff ends; RestartInMS how long from now (0:
+	// overdue, started at once). Absent when the record was unreadable.
+	DueAt       string `json:"due_at,omitempty"`
+	RestartInMS *int64 `json:"restart_in_ms,omitempty"`
+	// Reason says why the restart is abandoned.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RestartPending publishes what the agent does with a restart an earlier
+// agent left pending, and logs it. Wire it to
+// spawner.Config.OnPendingRestart.
+func (c *Consumer) RestartPending(p spawner.PendingRestart) {
+	w := p.Worker
+	ev := PendingRestartEvent{HiveID: w.HiveID, WorkerID: w.WorkerID, JobID: w.JobID, ModelID: w.ModelID, Port: w.Port,
+		Restart: w.Restarts, MaxRestarts: w.Restart.Max}
+	if !p.Due.IsZero() {
+		ev.DueAt = commands.FormatTime(p.Due)
+		in := max(0, time.Until(p.Due).Milliseconds())
+		ev.RestartInMS = &in
+	}
+	kind := subjects.EventRestartResumed
+	if p.Abandoned != nil {
+		kind, ev.Reason = subjects.EventRestartAbandoned, p.Abandoned.Error()
+	}
+	c.publishEvent(kind, ev)
+}
+
 // StoppingEvent is published on hive.<hive_id>.events.worker.stopping
 // before a delete's first signal, so that routers stop sending the worker
 // work before it drains.
@@ -145,6 +186,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	c.log.Info("worker exited", "worker_id", w.WorkerID, "pid", w.PID, "exit_code", e.Code, "signal", e.Signal, "ran_ms", e.RanMS, "adopted", e.Adopted)
 	c.publishEvent(subjects.EventExited, ev)
 	c.cfg.Metrics.WorkerExited(exitCause(e))
+	c.checkGPURelease(w)
 	if e.Adopted {
 		// Its job belongs to an earlier run of the agent, whose narration
 		// sequence is gone: numbering from 1 again would break the job's order.
@@ -167,6 +209,8 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 	switch {
 	case e.Restart > 0:
 		human += fmt.Sprintf(" Restarting it in %s (restart %d of %d); a delete cancels that.", e.RestartIn, e.Restart, w.Restart.Max)
+	case w.Restart.OnFailure && e.SpawnFailed && (e.Signal != "" || e.Code != 0):
+		human += " Not restarting it: it exited before its spawn's wait ended, so the spawn failed."
 	case w.Restart.OnFailure && (e.Signal != "" || e.Code != 0) && w.Restarts >= w.Restart.Max:
 		human += fmt.Sprintf(" Not restarting it: it was restarted %d time(s), its max_restarts.", w.Restarts)
 	}

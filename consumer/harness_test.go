@@ -33,6 +33,8 @@ type agent struct {
 	cons   *consumer.Consumer
 	sp     *spawner.Spawner
 	logDir string
+	// lastRaw is free for a test to keep a raw reply in.
+	lastRaw string
 	// close stops the agent (once); it runs when the test ends, or earlier
 	// when a test must stop it before servers it started later go.
 	close func()
@@ -47,6 +49,9 @@ type agentOpts struct {
 	devices     spawner.DeviceProbe
 	// restartBackoff is the spawner's first restart backoff; 0: its default.
 	restartBackoff time.Duration
+	// logDir, when set, is the agent's log directory (an earlier agent's,
+	// to take over its restart records); default: a fresh one.
+	logDir string
 	// url and natsOpts, when set, are how the agent connects (the client
 	// always connects to s directly).
 	url      string
@@ -62,6 +67,8 @@ type agentOpts struct {
 	config func(*nats.Conn, *consumer.Config)
 	// startErr, when set, receives Start's error instead of failing the test.
 	startErr *error
+	// gpu, when set, makes the agent's GPU policy (gpu_test.go).
+	gpu func(a *agent) *commands.GPUPolicy
 }
 
 // startAgent starts an agent for a fresh hive (or opts.hive) on s. Every
@@ -76,7 +83,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	if o.url == "" {
 		o.url = s.ClientURL()
 	}
-	a := &agent{hive: o.hive, logDir: t.TempDir()}
+	if o.logDir == "" {
+		o.logDir = t.TempDir()
+	}
+	a := &agent{hive: o.hive, logDir: o.logDir}
 	// Wired as cmd/hive-agent wires them.
 	opts := append([]nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -106,8 +116,9 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 	a.sp, err = spawner.New(spawner.Config{
 		HiveID: o.hive, WorkerDirs: o.workerDirs, LogDir: a.logDir, PortMin: o.portMin, PortMax: o.portMax,
 		Devices: o.devices, Logger: log, RestartBackoff: o.restartBackoff,
-		OnStart: func(w spawner.Worker) { a.cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		OnStart:          func(w spawner.Worker) { a.cons.WorkerStarted(w) },
+		OnExit:           func(w spawner.Worker, e spawner.Exit) { a.cons.WorkerExited(w, e) },
+		OnPendingRestart: func(p spawner.PendingRestart) { a.cons.RestartPending(p) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +127,10 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 		HiveID: o.hive, Version: "0.0.1", Spawner: a.sp, MaxInFlight: o.maxInFlight, Logger: log,
 		Defaults: commands.Defaults{QueenURL: "http://localhost:7833", Wait: commands.WaitAlive,
 			AliveWindow: 300 * time.Millisecond, ReadyTimeout: 10 * time.Second},
+	}
+	if o.gpu != nil {
+		cfg.GPU = o.gpu(a)
+		t.Cleanup(cfg.GPU.Close)
 	}
 	if o.config != nil {
 		o.config(nc, &cfg)
@@ -139,6 +154,7 @@ func startAgent(t testing.TB, s *server.Server, opt ...func(*agentOpts)) *agent 
 			testenv.Stop(o.hive) // workers a failed test left behind
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			a.sp.Close()
 			if err := a.cons.Close(ctx); err != nil {
 				t.Errorf("close consumer: %v", err)
 			}

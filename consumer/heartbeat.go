@@ -70,7 +70,7 @@ func (c *Consumer) publishHeartbeat() {
 		c.log.Error("heartbeat subject", "err", err)
 		return
 	}
-	ev := HeartbeatEvent{HiveID: c.cfg.HiveID, Instance: *instance, Workers: -1, InFlight: c.InFlight()}
+	ev := HeartbeatEvent{HiveID: c.cfg.HiveID, Instance: *instance, Workers: -1, InFlight: c.InFlight(), Draining: c.drain.active()}
 	if res, err := (&commands.List{}).Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner}); err == nil {
 		ev.Workers = len(res.(commands.ListResult).Workers)
 	}

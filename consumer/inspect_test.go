@@ -194,7 +194,7 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 	}
 	a.req(t, "get", `{"worker_id":"nobody"}`)
 	a.req(t, "get", `{"worker_id":"a.b"}`)
-	a.req(t, "restart", `{}`)
+	a.req(t, "reboot", `{}`)
 	a.stillServes(t)
 	msg, err = a.client.Request("$SRV.STATS.hive-agent", nil, 5*time.Second)
 	if err != nil {
@@ -214,8 +214,8 @@ func TestConsumer_MicroServiceDiscovery(t *testing.T) {
 	for _, e := range st.Endpoints {
 		got[e.Name] = e.Data
 	}
-	if len(st.Endpoints) != 5 {
-		t.Errorf("stats has %d endpoints, want spawn, delete, list, get, logs", len(st.Endpoints))
+	if len(st.Endpoints) != 8 {
+		t.Errorf("stats has %d endpoints, want spawn, delete, list, get, logs, restart, drain, resume", len(st.Endpoints))
 	}
 	if g := got["get"]; g.Commands != 2 || g.Errors["not_found"] != 1 || g.Errors["bad_request"] != 1 || g.UnknownCommands != 1 {
 		t.Errorf("get endpoint stats: got %+v", g)

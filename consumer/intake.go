@@ -249,7 +249,9 @@ func int64Cmp(a, b uint64) int {
 // run executes one command, stores its result, then acknowledges it.
 func (i *intake) run(it *item) {
 	defer i.done(it)
-	if !i.acquire(it) {
+	// Held (in progress, unacknowledged) while the agent drains; later
+	// commands of its worker wait behind it in its lane.
+	if !i.c.holdWhileDraining(i.ctx, it.kind) || !i.acquire(it) {
 		i.nak(it)
 		return
 	}

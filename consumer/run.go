@@ -38,6 +38,9 @@ type outcome struct {
 // narration, result and reply.
 func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 	o := c.execute(kind, in, refuse)
+	// Counted before anything is published: a caller that reads the stats
+	// right after its reply must find its command in them.
+	c.record(o)
 	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
 		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
 			c.log.Warn("publish result", "subject", subj, "err", perr)
@@ -54,7 +57,6 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 			c.log.Warn("reply", "kind", kind, "job_id", o.env.JobID, "err", err)
 		}
 	}
-	c.record(o)
 }
 
 // execute decodes and runs one command (or reports refuse, when set),
@@ -73,7 +75,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 	}
 	n := c.narrator(j, env.CommandID)
 	verb := actionVerb(kind)
-	n.Narrate("worker_"+verb+"_start", commands.LevelInfo,
+	n.Narrate(actionPrefix(verb)+verb+"_start", commands.LevelInfo,
 		fmt.Sprintf("Hive %s received %s command %s%s.", c.cfg.HiveID, kind, env.CommandID, in.via), commands.Fields{})
 
 	var result any
@@ -85,7 +87,7 @@ func (c *Consumer) execute(kind string, in inbound, refuse *commands.Error) outc
 		err = decodeErr
 	default:
 		result, err = cmd.Execute(c.runCtx, commands.Deps{Spawner: c.cfg.Spawner, Narrator: n, Events: c, Defaults: c.cfg.Defaults,
-			Catalog: c.cfg.Catalog, MaxResultBytes: c.resultRoom(kind, env)})
+			Catalog: c.cfg.Catalog, GPU: c.cfg.GPU, Agent: c, MaxResultBytes: c.resultRoom(kind, env)})
 		if in.after != nil {
 			result, err = in.after(cmd, n, result, err)
 		}
@@ -174,6 +176,12 @@ func actionVerb(kind string) string {
 		return "get"
 	case commands.KindLogs:
 		return "logs"
+	case commands.KindRestart:
+		return "restart"
+	case commands.KindDrain:
+		return "drain"
+	case commands.KindResume:
+		return "resume"
 	}
 	return "command"
 }
@@ -186,9 +194,17 @@ func askForLess(kind string) string {
 	return "ask for fewer log_lines"
 }
 
+// actionPrefix is "agent_" for the agent's own commands, else "worker_".
+func actionPrefix(verb string) string {
+	if verb == "drain" || verb == "resume" {
+		return "agent_"
+	}
+	return "worker_"
+}
+
 func endAction(verb string, ok bool) string {
 	if !ok {
-		return "worker_" + verb + "_failed"
+		return actionPrefix(verb) + verb + "_failed"
 	}
 	switch verb {
 	case "spawn":
@@ -199,6 +215,12 @@ func endAction(verb string, ok bool) string {
 		return "worker_listed"
 	case "logs":
 		return "worker_logs_read"
+	case "restart":
+		return "worker_restart_done"
+	case "drain":
+		return "agent_drained"
+	case "resume":
+		return "agent_resume_done"
 	}
 	return "worker_got"
 }
@@ -214,9 +236,19 @@ func summary(kind string, r Reply) (human, workerID string, pid int) {
 			return fmt.Sprintf("Worker %s was already running as pid %d; answered with it.", v.WorkerID, v.PID), v.WorkerID, v.PID
 		}
 		return fmt.Sprintf("Worker %s is running as pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.Port, v.Wait), v.WorkerID, v.PID
+	case commands.RestartResult:
+		return fmt.Sprintf("Worker %s was restarted: pid %d replaced pid %d on port %d (waited for: %s).", v.WorkerID, v.PID, v.PreviousPID, v.Port, v.Wait), v.WorkerID, v.PID
+	case commands.DrainResult:
+		if !v.Draining {
+			return fmt.Sprintf("Hive %s is not draining.", r.HiveID), "", 0
+		}
+		return fmt.Sprintf("Hive %s is draining since %s; %d worker(s) stopped.", r.HiveID, v.Since, len(v.Stopped)), "", 0
 	case AlreadyStoppedResult:
 		return v.Note, v.WorkerID, 0
 	case commands.DeleteResult:
+		if v.PID == 0 { // only a pending restart was cancelled
+			return fmt.Sprintf("Worker %s was waiting to be restarted; the restart is cancelled and no process was left to stop.", v.WorkerID), v.WorkerID, 0
+		}
 		return fmt.Sprintf("Worker %s (pid %d) stopped after %s in %d ms.", v.WorkerID, v.PID, v.Signal, v.StoppedMS), v.WorkerID, v.PID
 	case commands.ListResult:
 		return fmt.Sprintf("Hive %s has %d worker(s).", r.HiveID, len(v.Workers)), "", 0

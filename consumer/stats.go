@@ -57,6 +57,8 @@ type StatsData struct {
 	// refusing (e.g. full with discard new): published and acknowledged
 	// anyway, so not readable later (docs/intake.md). Across endpoints.
 	ResultsNotStored uint64 `json:"results_not_stored"`
+	// GPUs are the agent's GPUs now (memory, taint); see gpu.go.
+	GPUs []commands.GPUInfo `json:"gpus,omitempty"`
 }
 
 func (s *stats) snapshot(kind string, inFlight, max int, republished uint64) StatsData {

@@ -19,6 +19,8 @@ const (
 	IntakeStream = "HIVE_INTAKE"
 	// JobsStream stores what is published on job.> (narration and results).
 	JobsStream = "HIVE_JOBS"
+	// EventsStream stores every hive's events, hive.*.events.> (events_stream.go).
+	EventsStream = "HIVE_EVENTS"
 )
 
 // Defaults of StreamsConfig.
@@ -44,6 +46,8 @@ type StreamsConfig struct {
 	// Replicas of each stream (1); 3 on a JetStream cluster that must
 	// survive the loss of a server.
 	Replicas int
+	// EventsMaxAge is how long HIVE_EVENTS keeps events (24 h).
+	EventsMaxAge time.Duration
 }
 
 func (c *StreamsConfig) setDefaults() {
@@ -58,6 +62,9 @@ func (c *StreamsConfig) setDefaults() {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = DefaultEventsMaxAge
 	}
 }
 
@@ -184,6 +191,11 @@ func SetupStreams(ctx context.Context, js jetstream.JetStream, hiveID string, cf
 		}
 	} else {
 		errs = append(errs, ensureFleetStreams(ctx, js, ai.Domain, hiveID, cfg, create, &rep))
+	}
+	// HIVE_EVENTS captures every hive's events in every domain: a log of
+	// what happened, which replaying starts nothing (docs/topology.md).
+	if err := ensureStream(ctx, js, cfg.events(), create, &rep); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return rep, err

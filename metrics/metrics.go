@@ -70,6 +70,8 @@ type Metrics struct {
 	commands *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	exits    *prometheus.CounterVec
+	// gpuRelease is set by RegisterGPU (gpu.go).
+	gpuRelease prometheus.Histogram
 }
 
 // New registers every metric in a registry of its own.

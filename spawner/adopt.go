@@ -14,6 +14,9 @@ import (
 //
 // Where pidfds work the exit is seen the moment it happens, though the
 // adopted worker is not this process's child; elsewhere it is polled.
+//
+// It also takes on the restarts that an earlier agent of the hive
+// announced but did not start (see PendingRestart and OnPendingRestart).
 func (s *Spawner) Adopt(ctx context.Context) ([]Worker, error) {
 	ws, err := s.List(ctx)
 	if err != nil {
@@ -51,6 +54,7 @@ func (s *Spawner) Adopt(ctx context.Context) ([]Worker, error) {
 		})
 		adopted = append(adopted, w)
 	}
+	s.resumeRestarts(ctx)
 	return adopted, nil
 }
 

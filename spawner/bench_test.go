@@ -167,3 +167,40 @@ func bareProcScan(hive string) int {
 	}
 	return n
 }
+
+// BenchmarkEscapeeSearch is what one search of the process table for a
+// worker's marked processes outside its group or cgroup costs (a stop
+// does one per signal and one when the worker looks gone): from the
+// marker cache where the process image was seen, else with a fresh read
+// of each environment.
+func BenchmarkEscapeeSearch(b *testing.B) {
+	w := Worker{HiveID: "bench", WorkerID: "none", PID: -1}
+	for _, c := range []struct {
+		name  string
+		cache *markerCache
+	}{{"fresh", nil}, {"cached", &markerCache{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			m := &members{w: w, euid: os.Geteuid(), markers: c.cache}
+			cpu0 := cpuTime()
+			n := 0
+			for b.Loop() {
+				if got := m.escapees(); len(got) != 0 {
+					b.Fatalf("found %v", got)
+				}
+				n++
+			}
+			// CPU time, beside the wall time that the load of a shared
+			// machine inflates.
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/op")
+			pids, _ := allPids()
+			b.ReportMetric(float64(len(pids)), "processes")
+		})
+	}
+}
+
+// cpuTime is the CPU time (user and system) this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

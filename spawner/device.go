@@ -2,16 +2,18 @@ package spawner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
+
+	"github.com/rbee/hive-agent/gpu"
 )
 
 // WorkerType is the kind of worker a device needs: it names the binary
@@ -42,7 +44,6 @@ type Device struct {
 var (
 	deviceRe  = regexp.MustCompile(`^(?:(cpu)|CPU-([0-9]{1,4})|cuda:([0-9]{1,4})|GPU-([0-9]{1,4})|(metal))$`)
 	gpuUUIDRe = regexp.MustCompile(`^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	smiUUIDRe = regexp.MustCompile(`\(UUID: (GPU-[0-9a-f-]+)\)`)
 )
 
 // DeviceSyntax is what a device string may be, for messages.
@@ -77,17 +78,20 @@ func ParseDevice(s string) (Device, error) {
 }
 
 // SMITimeout bounds a run of nvidia-smi.
-const SMITimeout = 10 * time.Second
+const SMITimeout = gpu.DefaultTimeout
 
 // DeviceProbe answers whether a device exists on this machine. The zero
 // value probes the real machine; tests point the paths at fixtures.
 type DeviceProbe struct {
 	// GOOS overrides runtime.GOOS.
 	GOOS string
-	// NvidiaProcDir is the driver's GPU directory, /proc/driver/nvidia/gpus.
+	// NvidiaProcDir is the driver's GPU directory, /proc/driver/nvidia/gpus,
+	// read when nvidia-smi does not answer.
 	NvidiaProcDir string
-	// NvidiaSMI is the nvidia-smi command, used when NvidiaProcDir is absent.
+	// NvidiaSMI is the nvidia-smi command (default: nvidia-smi on the
+	// PATH), asked first; GPUs, when set, is the source to ask instead.
 	NvidiaSMI string
+	GPUs      *gpu.Source
 	// NumCPU overrides runtime.NumCPU.
 	NumCPU int
 	// LookupEnv overrides os.LookupEnv (for CUDA_VISIBLE_DEVICES).
@@ -121,63 +125,125 @@ func (p DeviceProbe) Check(d Device) error {
 		}
 		return nil
 	case CUDA:
-		if goos == "darwin" {
-			return fmt.Errorf("%w: %s: CUDA is not available on macOS", ErrDeviceUnavailable, d.Raw)
-		}
-		if d.UUID != "" {
-			return p.checkUUID(d)
-		}
-		n, where, err := p.CountGPUs()
-		if err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrDeviceUnavailable, d.Raw, err)
-		}
-		if d.Index >= n {
-			return fmt.Errorf("%w: %s: %d NVIDIA GPU(s) visible (%s)", ErrDeviceUnavailable, d.Raw, n, where)
-		}
-		return nil
+		_, err := p.GPU(d)
+		return err
 	}
 	return fmt.Errorf("%w: unknown device type %q", ErrDeviceUnavailable, d.Type)
 }
 
-// CountGPUs counts the NVIDIA GPUs a worker started by this agent can see:
-// the driver's entries under /proc/driver/nvidia/gpus (or, without that
-// directory, the lines of `nvidia-smi -L`), narrowed by CUDA_VISIBLE_DEVICES
-// when the agent's environment sets it. where says what was counted.
-func (p DeviceProbe) CountGPUs() (n int, where string, err error) {
-	dir := p.NvidiaProcDir
-	if dir == "" {
-		dir = "/proc/driver/nvidia/gpus"
+// GPU is the one place a CUDA device is resolved: cuda:N and GPU-N are the
+// Nth GPU the agent's CUDA_VISIBLE_DEVICES shows (every GPU when it is
+// unset), GPU-<uuid> must be one of those same GPUs. Anything else is
+// ErrDeviceUnavailable saying what is visible.
+func (p DeviceProbe) GPU(d Device) (gpu.GPU, error) {
+	if d.Type != CUDA {
+		return gpu.GPU{}, fmt.Errorf("%w: %s is not a GPU", ErrDeviceUnavailable, d.Raw)
 	}
-	entries, dirErr := os.ReadDir(dir)
-	switch {
-	case dirErr == nil:
-		n, where = len(entries), dir
-	default:
-		smi := p.NvidiaSMI
-		if smi == "" {
-			smi = "nvidia-smi"
+	if p.goos() == "darwin" {
+		return gpu.GPU{}, fmt.Errorf("%w: %s: CUDA is not available on macOS", ErrDeviceUnavailable, d.Raw)
+	}
+	visible, where, err := p.VisibleGPUs()
+	if err != nil {
+		return gpu.GPU{}, fmt.Errorf("%w: %s: %v", ErrDeviceUnavailable, d.Raw, err)
+	}
+	if d.UUID != "" {
+		for _, g := range visible {
+			if g.UUID == d.UUID {
+				return g, nil
+			}
 		}
-		// nvidia-smi hangs when the driver is wedged; never wait on it long.
-		ctx, cancel := context.WithTimeout(context.Background(), SMITimeout)
-		out, smiErr := exec.CommandContext(ctx, smi, "-L").Output()
-		cancel()
-		if smiErr != nil {
-			return 0, "", fmt.Errorf("no NVIDIA driver found (%s: %v; %s -L: %v)", dir, dirErr, smi, smiErr)
+		uuids := make([]string, 0, len(visible))
+		for _, g := range visible {
+			uuids = append(uuids, g.UUID)
 		}
-		n, where = CountNvidiaSMIList(string(out)), smi+" -L"
+		return gpu.GPU{}, fmt.Errorf("%w: %s: no such GPU among the %d visible (%s: %s)",
+			ErrDeviceUnavailable, d.Raw, len(visible), where, strings.Join(uuids, ", "))
+	}
+	if d.Index < 0 || d.Index >= len(visible) {
+		return gpu.GPU{}, fmt.Errorf("%w: %s: %d NVIDIA GPU(s) visible (%s)", ErrDeviceUnavailable, d.Raw, len(visible), where)
+	}
+	return visible[d.Index], nil
+}
+
+// VisibleGPUs lists the NVIDIA GPUs a worker started by this agent can
+// see, in CUDA's order: the host's GPUs (from nvidia-smi, or without it
+// from the driver's entries under /proc/driver/nvidia/gpus), narrowed by
+// CUDA_VISIBLE_DEVICES when the agent's environment sets it, whose entries
+// may be indexes or UUIDs. where says what was read.
+func (p DeviceProbe) VisibleGPUs() (visible []gpu.GPU, where string, err error) {
+	host, where, err := p.hostGPUs()
+	if err != nil {
+		return nil, "", err
 	}
 	lookupEnv := p.LookupEnv
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
-	if v, set := lookupEnv("CUDA_VISIBLE_DEVICES"); set {
-		visible := VisibleDevices(v)
-		if visible < n {
-			n = visible
-		}
+	v, set := lookupEnv("CUDA_VISIBLE_DEVICES")
+	if set {
 		where += ", CUDA_VISIBLE_DEVICES=" + v
 	}
-	return n, where, nil
+	return gpu.Visible(host, v, set), where, nil
+}
+
+// CountGPUs counts the GPUs VisibleGPUs lists.
+func (p DeviceProbe) CountGPUs() (n int, where string, err error) {
+	visible, where, err := p.VisibleGPUs()
+	return len(visible), where, err
+}
+
+// sources are the shared nvidia-smi sources of probes without their own,
+// one per command, so that every check shares one bounded, cached run.
+var sources sync.Map
+
+// Source is the nvidia-smi source the probe asks.
+func (p DeviceProbe) Source() *gpu.Source {
+	if p.GPUs != nil {
+		return p.GPUs
+	}
+	smi := p.NvidiaSMI
+	if smi == "" {
+		smi = "nvidia-smi"
+	}
+	src, _ := sources.LoadOrStore(smi, gpu.NewSource(gpu.SourceConfig{Command: smi}))
+	return src.(*gpu.Source)
+}
+
+// hostGPUs lists the host's GPUs by host index.
+func (p DeviceProbe) hostGPUs() ([]gpu.GPU, string, error) {
+	src := p.Source()
+	snap, smiErr := src.Snapshot(context.Background())
+	if smiErr == nil {
+		return snap.GPUs, snap.From, nil
+	}
+	dir := p.NvidiaProcDir
+	if dir == "" {
+		dir = "/proc/driver/nvidia/gpus"
+	}
+	entries, dirErr := os.ReadDir(dir)
+	if dirErr != nil {
+		what := "no NVIDIA driver found"
+		if !errors.Is(smiErr, gpu.ErrNoNvidiaSMI) {
+			what = "cannot list the NVIDIA GPUs"
+		}
+		return nil, "", fmt.Errorf("%s (nvidia-smi: %v; %s: %v)", what, smiErr, dir, dirErr)
+	}
+	var gs []gpu.GPU
+	for i, e := range entries {
+		g := gpu.GPU{Index: i, MemoryTotalMiB: -1, MemoryUsedMiB: -1, MemoryFreeMiB: -1}
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name(), "information"))
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch strings.TrimSpace(k) {
+			case "GPU UUID":
+				g.UUID = strings.TrimSpace(v)
+			case "Model":
+				g.Name = strings.TrimSpace(v)
+			}
+		}
+		gs = append(gs, g)
+	}
+	return gs, dir, nil
 }
 
 // CountNvidiaSMIList counts the "GPU N: ..." lines of `nvidia-smi -L` output.
@@ -244,56 +310,4 @@ func ResolveBinary(name string, dirs []string) (string, error) {
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
-// checkUUID confirms that the GPU named by its UUID is on this machine:
-// `nvidia-smi -L` lists it, or, without nvidia-smi, a driver entry under
-// /proc/driver/nvidia/gpus names it.
-func (p DeviceProbe) checkUUID(d Device) error {
-	uuids, where, err := p.GPUUUIDs()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrDeviceUnavailable, d.Raw, err)
-	}
-	if !slices.Contains(uuids, d.UUID) {
-		return fmt.Errorf("%w: %s: no such GPU (%s lists %s)", ErrDeviceUnavailable, d.Raw, where, strings.Join(uuids, ", "))
-	}
-	return nil
-}
-
-// GPUUUIDs lists the UUIDs of this machine's NVIDIA GPUs, from
-// `nvidia-smi -L` or, when that fails, the driver's information files.
-func (p DeviceProbe) GPUUUIDs() (uuids []string, where string, err error) {
-	smi := p.NvidiaSMI
-	if smi == "" {
-		smi = "nvidia-smi"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), SMITimeout)
-	out, smiErr := exec.CommandContext(ctx, smi, "-L").Output()
-	cancel()
-	if smiErr == nil {
-		for _, m := range smiUUIDRe.FindAllStringSubmatch(string(out), -1) {
-			uuids = append(uuids, m[1])
-		}
-		return uuids, smi + " -L", nil
-	}
-	dir := p.NvidiaProcDir
-	if dir == "" {
-		dir = "/proc/driver/nvidia/gpus"
-	}
-	infos, _ := filepath.Glob(filepath.Join(dir, "*", "information"))
-	if len(infos) == 0 {
-		return nil, "", fmt.Errorf("no NVIDIA driver found (%s -L: %v; no %s/*/information)", smi, smiErr, dir)
-	}
-	for _, f := range infos {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "GPU UUID" {
-				uuids = append(uuids, strings.TrimSpace(v))
-			}
-		}
-	}
-	return uuids, dir, nil
 }

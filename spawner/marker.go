@@ -26,6 +26,7 @@ const (
 	envRestart    = markerPrefix + "RESTART"
 	envMaxRestart = markerPrefix + "MAX_RESTARTS"
 	envRestarts   = markerPrefix + "RESTARTS"
+	envQueen      = markerPrefix + "QUEEN_URL"
 )
 
 // marker is the parsed marker of one process.
@@ -48,6 +49,7 @@ func markerEnv(w Worker) []string {
 		envRestart + "=" + restartName(w.Restart),
 		envMaxRestart + "=" + strconv.Itoa(w.Restart.Max),
 		envRestarts + "=" + strconv.Itoa(w.Restarts),
+		envQueen + "=" + w.QueenURL,
 	}
 }
 
@@ -118,4 +120,5 @@ func (m marker) apply(w *Worker) {
 	w.Restart.OnFailure = m[envRestart] == "on-failure"
 	w.Restart.Max, _ = strconv.Atoi(m[envMaxRestart])
 	w.Restarts, _ = strconv.Atoi(m[envRestarts])
+	w.QueenURL = m[envQueen]
 }

@@ -10,9 +10,10 @@ import (
 )
 
 // members is everything that belongs to one worker: its process group, the
-// processes elsewhere that carry its marker (children that called setsid)
-// with their own groups, and in cgroup mode its cgroup, which also holds
-// escapees that cleared their environment.
+// processes elsewhere that carry its marker (children that called setsid,
+// or in cgroup mode moved themselves out of its cgroup) with their own
+// groups, and in cgroup mode its cgroup, which also holds escapees that
+// cleared their environment.
 type members struct {
 	w      Worker
 	euid   int
@@ -23,46 +24,10 @@ type members struct {
 	// other, when set, reports processes that carry the marker but belong
 	// to another (newer) worker of the same id.
 	other func(pid int, st procStat) bool
-}
-
-// escapee is a process carrying the worker's marker outside its group.
-type escapee struct {
-	pid, pgid int
-}
-
-// escapees returns the live processes of the current user that carry w's
-// marker but left its process group. In cgroup mode there is no search:
-// a child that calls setsid stays in the worker's cgroup, whose
-// cgroup.procs count and signal already cover (marked or not), and reading
-// the environment of every process of the machine on every stop and every
-// poll of its wait was most of a stop's cost. A process that moved itself
-// out of the cgroup (it needs write access to another cgroup) is not
-// followed.
-func (m *members) escapees() []escapee {
-	if m.cgroup != "" {
-		return nil
-	}
-	pids, err := allPids()
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var out []escapee
-	for _, pid := range pids {
-		if pid == self || pid == m.w.PID {
-			continue
-		}
-		// The environment first: it rules out nearly every process with
-		// one read.
-		if !readMarker(pid).is(m.w.HiveID, m.w.WorkerID) {
-			continue
-		}
-		st, ok := readStat(pid)
-		if ok && !st.zombie && st.pgid != m.w.PID && sameUser(pid, m.euid) && (m.other == nil || !m.other(pid, st)) {
-			out = append(out, escapee{pid: pid, pgid: st.pgid})
-		}
-	}
-	return out
+	// markers, when set, spares the search the environment reads of
+	// process images it has seen (see markerCache); the check right
+	// before a signal reads the marker afresh.
+	markers *markerCache
 }
 
 // live counts the live processes of the worker, at most limit (0: all).
@@ -71,8 +36,10 @@ func (m *members) live(ctx context.Context, limit int) int {
 	return m.count(limit)
 }
 
-// count is live without a new search for escapees: one pass over the
-// process table's stat files, none when every group is empty.
+// count is live without a new search for escapees: the cgroup's process
+// list in cgroup mode, and one pass over the process table's stat files
+// for the groups (the worker's in process-group mode, the escapees' in
+// both), none when every such group is empty.
 func (m *members) count(limit int) int {
 	n := 0
 	seen := map[int]bool{}
@@ -89,21 +56,25 @@ func (m *members) count(limit int) int {
 				return n
 			}
 		}
-		// Every process of the worker's session, so of its group, is
-		// its descendant and so in its cgroup (see escapees): no scan
-		// of the process table, which a group whose leader is a zombie
-		// not yet reaped would otherwise cost on every poll.
-		return n
-	}
-	groups := map[int]bool{}
-	for _, g := range append([]int{m.w.PID}, m.escapeeGroups()...) {
-		if err := syscall.Kill(-g, 0); !errors.Is(err, syscall.ESRCH) {
-			groups[g] = true
-		}
 	}
 	for _, e := range m.known {
-		if st, ok := readStat(e.pid); ok && !st.zombie && add(e.pid) {
+		if st, ok := readStat(e.pid); ok && !st.zombie && st.startTicks == e.start && add(e.pid) {
 			return n
+		}
+	}
+	// In cgroup mode every process of the worker's session, so of its
+	// group, is its descendant and so in its cgroup unless it moved out
+	// (then it carries the marker and is known): no scan of the process
+	// table for the worker's group, which a group whose leader is a zombie
+	// not yet reaped would otherwise cost on every poll.
+	candidates := m.escapeeGroups()
+	if m.cgroup == "" {
+		candidates = append(candidates, m.w.PID)
+	}
+	groups := map[int]bool{}
+	for _, g := range candidates {
+		if err := syscall.Kill(-g, 0); !errors.Is(err, syscall.ESRCH) {
+			groups[g] = true
 		}
 	}
 	if len(groups) == 0 {
@@ -164,7 +135,8 @@ func (m *members) signal(sig syscall.Signal) error {
 	for _, e := range m.known {
 		note(m.signalVerified(e.pid, sig, func() bool {
 			st, ok := readStat(e.pid)
-			return ok && !st.zombie && readMarker(e.pid).is(m.w.HiveID, m.w.WorkerID) && sameUser(e.pid, m.euid)
+			return ok && !st.zombie && st.startTicks == e.start &&
+				readMarker(e.pid).is(m.w.HiveID, m.w.WorkerID) && sameUser(e.pid, m.euid)
 		}))
 	}
 	if m.cgroup == "" {

@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -27,14 +28,59 @@ type pendingRestart struct {
 	cancelled bool
 }
 
+// restartHold arbitrates between a spawn that waits for its worker and
+// the worker's exit, so that callers are never told two things: a spawn
+// that answered an error (the worker died inside the alive window or
+// before it was ready, or the wait ended otherwise) never leaves a
+// restarting worker behind, and a spawn that answered success leaves the
+// worker under its policy. Whichever comes first under the lock wins: the
+// wait's success (release) or the exit's handling (reaped).
+type restartHold struct {
+	mu sync.Mutex
+	// held: a wait is going on, or one failed; released: one succeeded.
+	held, released, reaped bool
+}
+
+// take starts a wait's hold, unless an earlier wait succeeded.
+func (r *restartHold) take() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.released {
+		r.held = true
+	}
+}
+
+// release ends a successful wait's hold; false when the worker's exit was
+// handled first (the wait must then report the exit).
+func (r *restartHold) release() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reaped {
+		return false
+	}
+	r.held, r.released = false, true
+	return true
+}
+
+// exited records the worker's exit and reports whether a spawn's wait
+// holds its policy (then it is not restarted).
+func (r *restartHold) exited() (held bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reaped = true
+	return r.held
+}
+
 func (e Exit) failed() bool { return e.Signal != "" || e.Code != 0 }
 
 // planRestart decides whether the worker of h, which exited by itself, is
 // started again, and registers the restart so a delete can cancel it from
-// now on. It returns the attempt number and the backoff.
+// now on, in memory and in a record on disk that a later agent honours if
+// this one is gone before the backoff ends. It returns the attempt number
+// and the backoff.
 func (s *Spawner) planRestart(h *Handle) (attempt int, delay time.Duration, ok bool) {
 	p := h.spec.Restart
-	if !p.OnFailure || !h.exit.failed() || h.Restarts >= p.Max {
+	if !p.OnFailure || h.exit.SpawnFailed || !h.exit.failed() || h.Restarts >= p.Max {
 		return 0, 0, false
 	}
 	attempt = h.Restarts + 1
@@ -45,20 +91,25 @@ func (s *Spawner) planRestart(h *Handle) (attempt int, delay time.Duration, ok b
 	delay = min(delay, MaxRestartBackoff)
 	s.mu.Lock()
 	s.restarts[h.WorkerID] = &pendingRestart{}
+	if err := s.writeRecord(h.spec, h.Port, attempt, time.Now().Add(delay)); err != nil {
+		s.cfg.Logger.Warn("cannot record a pending restart; an agent started during the backoff will not know of it",
+			"worker_id", h.WorkerID, "restart", attempt, "err", err)
+	}
 	s.mu.Unlock()
 	return attempt, delay, true
 }
 
 // scheduleRestart starts the planned restart after delay, unless a delete
 // cancelled it first. It is called once the exit was reported, so the
-// exit's event always precedes the restart's.
+// exit's event always precedes the restart's. A closed Spawner leaves the
+// restart to the next agent (its record stays).
 func (s *Spawner) scheduleRestart(h *Handle, attempt int, delay time.Duration) {
 	spec := h.spec
 	spec.Port, spec.attempt = h.Port, attempt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.restarts[h.WorkerID]
-	if p == nil || p.cancelled {
+	if p == nil || p.cancelled || s.closed {
 		return
 	}
 	p.timer = time.AfterFunc(delay, func() { s.restart(spec, p) })
@@ -66,18 +117,25 @@ func (s *Spawner) scheduleRestart(h *Handle, attempt int, delay time.Duration) {
 
 func (s *Spawner) restart(spec Spec, p *pendingRestart) {
 	s.mu.Lock()
-	if s.restarts[spec.WorkerID] != p || p.cancelled {
+	if s.restarts[spec.WorkerID] != p || p.cancelled || s.closed {
 		s.mu.Unlock()
 		return
 	}
 	p.starting = true
 	s.mu.Unlock()
-	_, err := s.Start(context.Background(), spec)
+	h, err := s.Start(context.Background(), spec)
+	if err == nil {
+		h.Settle() // nobody waits for a restart
+	}
 	s.mu.Lock()
 	cancelled := p.cancelled
 	if s.restarts[spec.WorkerID] == p {
 		delete(s.restarts, spec.WorkerID)
 	}
+	// Removed only now, so an agent killed during the start still finds
+	// it (and then the worker running: see resumeRestarts); only if it is
+	// this restart's, the new worker may already have failed again.
+	s.removeRecord(spec.WorkerID, spec.attempt)
 	s.mu.Unlock()
 	switch {
 	case err != nil:
@@ -90,14 +148,16 @@ func (s *Spawner) restart(spec Spec, p *pendingRestart) {
 }
 
 // CancelRestart cancels the pending restart of workerID and reports
-// whether there was one. A delete calls it first, so a worker waiting for
-// its restart is not started again.
+// whether there was one: one this Spawner waits for, or one recorded on
+// disk by an earlier agent. A delete calls it first, so a worker waiting
+// for its restart is not started again.
 func (s *Spawner) CancelRestart(workerID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	recorded := s.removeRecord(workerID, 0)
 	p, ok := s.restarts[workerID]
 	if !ok || p.cancelled {
-		return false
+		return recorded
 	}
 	p.cancelled = true
 	if p.timer != nil {
@@ -107,4 +167,20 @@ func (s *Spawner) CancelRestart(workerID string) bool {
 		delete(s.restarts, workerID)
 	}
 	return true
+}
+
+// Close stops this Spawner's pending restart timers; their records stay,
+// so the next agent of the hive restarts those workers when their backoff
+// ends (a worker's restart policy outlives the agent that applied it).
+// Backoffs that begin after Close are only recorded. Workers keep running;
+// everything else keeps working.
+func (s *Spawner) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, p := range s.restarts {
+		if p.timer != nil && !p.starting {
+			p.timer.Stop()
+		}
+	}
 }

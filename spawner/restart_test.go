@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -102,5 +103,47 @@ func TestStart_RestartCancelled(t *testing.T) {
 	}
 	if !testenv.WaitGone(hd.PID, 5*time.Second) {
 		t.Error("stopped worker still there")
+	}
+}
+
+// A worker that dies while its spawn waits for it (inside the alive
+// window, or before it is ready) makes the spawn fail, and is then not
+// restarted: a caller told "it exited" is never left with a worker that
+// comes back. One that dies after its wait succeeded is restarted.
+func TestStart_NoRestartWhenTheSpawnFailed(t *testing.T) {
+	h := newHarnessWith(t, 9300, 9399, func(c *Config) { c.RestartBackoff = 50 * time.Second })
+	for _, c := range []struct {
+		name string
+		wait func(*Handle) error
+	}{
+		{"alive", func(hd *Handle) error { return hd.WaitAlive(t.Context(), readyTimeout) }},
+		{"ready", func(hd *Handle) error { return hd.WaitReady(t.Context(), readyTimeout) }},
+	} {
+		spec := h.spec(t, "dies-"+c.name, "m@no-health,crash-after=100ms")
+		spec.Restart = RestartPolicy{OnFailure: true, Max: 2}
+		hd := h.mustStart(t, spec)
+		var exited *ExitedError
+		if err := c.wait(hd); !errors.As(err, &exited) {
+			t.Fatalf("wait %s: %v, want an ExitedError", c.name, err)
+		}
+		if e := hd.Exit(); e.Restart != 0 || !e.SpawnFailed || e.Code != 3 {
+			t.Errorf("wait %s: exit %+v, want code 3, SpawnFailed and no restart", c.name, e)
+		}
+		if h.CancelRestart(spec.WorkerID) {
+			t.Errorf("wait %s: a restart is pending for a worker whose spawn failed", c.name)
+		}
+	}
+
+	spec := h.spec(t, "dies-later", "m@crash-after=300ms")
+	spec.Restart = RestartPolicy{OnFailure: true, Max: 2}
+	hd := h.mustStart(t, spec)
+	if err := hd.WaitAlive(t.Context(), time.Millisecond); err != nil {
+		t.Fatalf("WaitAlive: %v", err)
+	}
+	if e := hd.Exit(); e.Restart != 1 || e.SpawnFailed {
+		t.Errorf("exit after the wait: %+v, want restart 1", e)
+	}
+	if !h.CancelRestart("dies-later") {
+		t.Error("no restart pending for a worker whose spawn succeeded")
 	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	// left behind was stopped; and likewise for every worker Adopt took on
 	// (with Exit.Adopted set).
 	OnExit func(Worker, Exit)
+	// OnPendingRestart, when set, is called by Adopt for each restart an
+	// earlier agent of this hive announced but did not start (it was
+	// stopped or killed during the backoff): resumed, or abandoned and why.
+	OnPendingRestart func(PendingRestart)
 	// RestartBackoff is the wait before a failed worker's first restart;
 	// it doubles with each attempt up to MaxRestartBackoff. Default 1 s.
 	RestartBackoff time.Duration
@@ -56,6 +60,9 @@ type Config struct {
 	// default DefaultLockPath(). Agents that name different paths may hand
 	// out one port twice.
 	LockPath string
+	// ExitedTTL is how long Departed lists a worker after it exited;
+	// default DefaultExitedTTL.
+	ExitedTTL time.Duration
 	// Logger receives the spawner's own diagnostics.
 	Logger *slog.Logger
 }
@@ -78,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LockPath == "" {
 		c.LockPath = DefaultLockPath()
+	}
+	if c.ExitedTTL == 0 {
+		c.ExitedTTL = DefaultExitedTTL
 	}
 }
 
@@ -126,6 +136,10 @@ type Spawner struct {
 	watched map[int]watched
 	// restarts holds the pending restarts by worker id.
 	restarts map[string]*pendingRestart
+	// closed: Close was called; restarts are left to the next agent.
+	closed bool
+	// book holds worker states and recent exits (state.go).
+	book stateBook
 }
 
 // exited forgets a watched worker and reports whether a Stop owns its end.
@@ -157,6 +171,7 @@ func New(cfg Config) (*Spawner, error) {
 		return nil, err
 	}
 	s := &Spawner{cfg: cfg, nextPort: cfg.PortMin, euid: os.Geteuid(), watched: map[int]watched{}, restarts: map[string]*pendingRestart{}}
+	s.wrapHooks()
 	if cfg.Containment != ContainmentProcessGroup {
 		cg, err := probeCgroups()
 		switch {
@@ -235,6 +250,9 @@ type Worker struct {
 	// of its spawn this process is (0: the first start).
 	Restart  RestartPolicy
 	Restarts int
+	// QueenURL is the queen URL it was started with (empty for workers of
+	// agents before v1.2): a restart starts it with the same.
+	QueenURL string
 }
 
 // StartedAt is the process start time.
@@ -260,6 +278,10 @@ type Exit struct {
 	// (the worker's restart policy asked for it), or 0 when none does.
 	Restart   int
 	RestartIn time.Duration
+	// SpawnFailed is true when the worker exited while its spawn still
+	// waited for it (WaitAlive, WaitReady), which so failed: such a worker
+	// is not restarted, whatever its policy.
+	SpawnFailed bool
 }
 
 func (e Exit) String() string {
@@ -278,6 +300,10 @@ type Handle struct {
 	spec Spec
 	done chan struct{}
 	exit Exit
+	// hold is the spawn's claim on the restart policy while it waits
+	// (see restart.go).
+	hold restartHold
+	book *stateBook
 }
 
 // Done is closed once the worker exited and was reaped.

@@ -32,9 +32,11 @@ const (
 
 // event is one OnStart or OnExit call.
 type event struct {
-	kind string // "start" or "exit"
+	kind string // "start", "exit" or "pending"
 	w    Worker
 	exit Exit
+	// pending is set for a "pending" event (OnPendingRestart).
+	pending PendingRestart
 }
 
 // harness is a Spawner of a fresh hive with the test worker, recording its

@@ -63,7 +63,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		HiveID: s.cfg.HiveID, WorkerID: spec.WorkerID, JobID: spec.JobID, CommandID: spec.CommandID,
 		ModelID: spec.ModelID, Device: spec.Device.Raw, WorkerType: spec.WorkerType, Port: port,
 		BinaryPath: spec.BinaryPath, LogPath: logPath, HealthPath: spec.HealthPath, ReadyStatus: spec.ReadyStatus,
-		Restart: spec.Restart, Restarts: spec.attempt,
+		Restart: spec.Restart, Restarts: spec.attempt, QueenURL: spec.QueenURL,
 	}
 	if w.WorkerType == "" {
 		w.WorkerType = spec.Device.Type
@@ -99,7 +99,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		pidfd = -1
 	}
 	s.mu.Lock()
-	h := &Handle{Worker: w, spec: spec, done: make(chan struct{})}
+	h := &Handle{Worker: w, spec: spec, done: make(chan struct{}), book: &s.book}
 	s.watched[w.PID] = watched{w: w, own: true, done: h.done}
 	s.mu.Unlock()
 	s.waitMarker(w, pidfd)
@@ -189,6 +189,9 @@ func (s *Spawner) reap(cmd *exec.Cmd, h *Handle, cgroup string) {
 	if err != nil && cmd.ProcessState == nil {
 		s.cfg.Logger.Error("wait for worker", "worker_id", h.WorkerID, "pid", h.PID, "err", err)
 	}
+	// Before anything is reported: a spawn's wait that has not yet
+	// succeeded now reports the exit, and the worker is not restarted.
+	h.exit.SpawnFailed = h.hold.exited()
 	attempt, delay, restart := 0, time.Duration(0), false
 	if !s.exited(h.PID) {
 		h.exit.Leftovers = s.stopLeftovers(h.Worker, cgroup)

@@ -130,7 +130,7 @@ func (s *Spawner) watchedWorker(workerID string) (Worker, bool) {
 }
 
 func (s *Spawner) membersOf(w Worker, cgroup string) *members {
-	return &members{w: w, euid: s.euid, cgroup: cgroup, mount: s.cg.mount, other: s.otherWorker(w.PID)}
+	return &members{w: w, euid: s.euid, cgroup: cgroup, mount: s.cg.mount, other: s.otherWorker(w.PID), markers: &s.markers}
 }
 
 // otherWorker returns a check whether a process carrying w's marker belongs

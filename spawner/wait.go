@@ -21,13 +21,22 @@ func (h *Handle) exitedError() error {
 
 // WaitAlive returns nil once the worker has stayed up for window, or an
 // *ExitedError when it died first.
+//
+// Like WaitReady it holds the worker's restart policy while it waits: a
+// worker that exits before the wait succeeded is not restarted (the spawn
+// answers its exit as an error), one that exits after it is.
 func (h *Handle) WaitAlive(ctx context.Context, window time.Duration) error {
+	h.hold.take()
 	t := time.NewTimer(window)
 	defer t.Stop()
 	select {
 	case <-h.done:
 		return h.exitedError()
 	case <-t.C:
+		if !h.hold.release() {
+			return h.exitedError()
+		}
+		h.Settle()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -75,10 +84,13 @@ type ReadyWait struct {
 // WaitReadyFor polls the worker's health endpoint until it answers its ready
 // status (nil), the worker dies (*ExitedError), r.Timeout passes or the
 // worker stalls (ErrNotReady). The first probe is after 50 ms, then the
-// interval doubles up to 1 s.
+// interval doubles up to 1 s. See WaitAlive for the restart policy.
 func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
+	h.hold.take()
 	ctx, cancel := context.WithTimeout(parent, r.Timeout)
 	defer cancel()
+	h.setPhase(StateLoading)
+	defer h.Settle()
 	if r.ProgressEvery <= 0 {
 		r.ProgressEvery = 5 * time.Second
 	}
@@ -119,6 +131,10 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 		}
 		code, status := probe(ctx, client, h.HealthURL())
 		if code == h.readyStatus() {
+			if !h.hold.release() {
+				return h.exitedError()
+			}
+			h.setPhase(StateReady)
 			return nil
 		}
 		last = status

@@ -20,10 +20,12 @@ const (
 	List   = "list"
 	Get    = "get"
 	Logs   = "logs"
+	// Restart is PROTOCOL v1.2's worker.restart.
+	Restart = "restart"
 )
 
 // Commands lists the command tokens the agent serves.
-var Commands = []string{Spawn, Delete, List, Get, Logs}
+var Commands = []string{Spawn, Delete, List, Get, Logs, Restart}
 
 var (
 	// ErrEmptyToken is returned for an empty id.
@@ -100,6 +102,10 @@ const (
 	EventExited  = "exited"
 	// EventStopping is published before a delete's first signal.
 	EventStopping = "stopping"
+	// EventRestartResumed and EventRestartAbandoned say what an agent did
+	// with a restart an earlier agent announced but did not start.
+	EventRestartResumed   = "restart_resumed"
+	EventRestartAbandoned = "restart_abandoned"
 )
 
 // WorkerEvent is hive.<hive>.events.worker.<event>.
@@ -111,4 +117,37 @@ func WorkerEvent(hive, event string) (string, error) {
 // workers after every connect and reconnect.
 func Inventory(hive string) (string, error) {
 	return checked([]field{{"hive_id", hive}}, "hive", hive, "events", "inventory")
+}
+
+// Agent command names, the last token of hive.<hive>.agent.<cmd> (PROTOCOL v1.2 "Drain").
+const (
+	Drain  = "drain"
+	Resume = "resume"
+)
+
+// AgentCommands lists the agent command tokens the agent serves.
+var AgentCommands = []string{Drain, Resume}
+
+// AgentCommand is hive.<hive>.agent.<cmd>, a command to the agent itself.
+func AgentCommand(hive, cmd string) (string, error) {
+	return checked([]field{{"hive_id", hive}, {"command", cmd}}, "hive", hive, "agent", cmd)
+}
+
+// Agent event names, the last token of hive.<hive>.events.agent.<event>.
+const (
+	EventDraining = "draining"
+	EventResumed  = "resumed"
+)
+
+// AgentEvent is hive.<hive>.events.agent.<event>.
+func AgentEvent(hive, event string) (string, error) {
+	return checked([]field{{"hive_id", hive}, {"event", event}}, "hive", hive, "events", "agent", event)
+}
+
+// AllEvents matches every event of every hive: hive.*.events.>.
+const AllEvents = "hive.*.events.>"
+
+// Events matches every event of one hive: hive.<hive>.events.>.
+func Events(hive string) (string, error) {
+	return checked([]field{{"hive_id", hive}}, "hive", hive, "events", ">")
 }

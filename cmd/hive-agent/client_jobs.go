@@ -29,6 +29,7 @@ type spawnCmd struct {
 	QueenURL    string `name:"queen-url" help:"Queen URL for the worker (default: the agent's --queen-url)."`
 	Restart     string `name:"restart" placeholder:"no|on-failure" help:"Restart the worker when it fails (default: its type's policy)."`
 	MaxRestarts int    `name:"max-restarts" default:"-1" help:"How often --restart on-failure restarts it (default: its type's)."`
+	MinFreeVRAM int64  `name:"min-free-vram" default:"-1" help:"Refuse the spawn (insufficient_vram) unless the GPU has this many MiB free (default: its type's vram_mib)."`
 	Job         string `name:"job" help:"Job id for the narration and result subjects, to read back later with hive-agent job (default: a new UUID)."`
 	clientFlags `embed:""`
 }
@@ -73,6 +74,9 @@ func (s *spawnCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout+readyMargin)
 		defer cancel()
+	}
+	if s.MinFreeVRAM >= 0 {
+		req.MinFreeVRAMMiB = &s.MinFreeVRAM
 	}
 	if s.MaxRestarts >= 0 {
 		req.MaxRestarts = &s.MaxRestarts
@@ -120,8 +124,23 @@ func (s *stopCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return o.json(r)
 	}
 	res := r.Result
-	return o.fields("worker", res.WorkerID, "hive", r.HiveID, "pid", strconv.Itoa(res.PID), "signal", res.Signal,
-		"stopped in", (time.Duration(res.StoppedMS) * time.Millisecond).String(), "job", r.JobID)
+	pid, stopped, cancelled := "", "", ""
+	if res.PID != 0 { // absent when only a pending restart was cancelled
+		pid, stopped = strconv.Itoa(res.PID), (time.Duration(res.StoppedMS) * time.Millisecond).String()
+	}
+	if res.RestartCancelled {
+		cancelled = "yes (it had failed and was waiting to be restarted)"
+	}
+	fields := []string{"worker", res.WorkerID, "hive", r.HiveID, "pid", pid, "signal", res.Signal,
+		"stopped in", stopped, "restart cancelled", cancelled}
+	if res.GPUReleased != nil && res.GPUReleaseMS != nil {
+		rel := "no: tainted, processes still hold memory after " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		if *res.GPUReleased {
+			rel = "yes, in " + (time.Duration(*res.GPUReleaseMS) * time.Millisecond).String()
+		}
+		fields = append(fields, "gpu released", rel)
+	}
+	return o.fields(append(fields, "job", r.JobID)...)
 }
 
 // narrator prints a job's narration and remembers its job id, so that an

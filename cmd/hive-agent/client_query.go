@@ -20,7 +20,8 @@ const maxLogLines = 1000
 // lsCmd is `hive-agent ls`: the workers of one hive, or of every hive.
 type lsCmd struct {
 	Hive        string `name:"hive" short:"H" env:"HIVE_ID" help:"The hive to list (its agent's --hive-id). Without it (and without HIVE_ID): every hive."`
-	All         bool   `name:"all" short:"a" help:"List every hive that answers discovery; it wins over --hive and HIVE_ID."`
+	All         bool   `name:"all" short:"a" help:"List every hive that answers discovery (it wins over --hive and HIVE_ID), with the workers that exited recently."`
+	Exited      bool   `name:"exited" short:"x" help:"Also list the workers that exited within the agent's --exited-ttl (implied by --all)."`
 	clientFlags `embed:""`
 }
 
@@ -35,11 +36,12 @@ func (l *lsCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	var failed []client.HiveError
 	var workers []client.Worker
 	var err error
+	opts := client.ListOptions{Exited: l.All || l.Exited}
 	if l.Hive != "" && !l.All {
-		workers, err = c.List(ctx, l.Hive)
+		workers, err = c.ListWith(ctx, l.Hive, opts)
 		err = hiveErr(l.Hive, err)
 	} else {
-		workers, failed, err = c.ListAll(ctx)
+		workers, failed, err = c.ListAllWith(ctx, opts)
 	}
 	if err != nil {
 		return err
@@ -122,6 +124,7 @@ type hivesCmd struct {
 	Stale       time.Duration `name:"stale" default:"1h" help:"Also list the hives whose heartbeat HIVE_EVENTS stored within this window and that do not answer now, marked stale."`
 	domainFlag  `embed:""`
 	clientFlags `embed:""`
+	GPUs        bool `name:"gpus" help:"One row per GPU: memory total, used and free, and whether it is tainted."`
 }
 
 func (h *hivesCmd) check() error {
@@ -150,7 +153,12 @@ func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 			Hives []client.HiveInfo `json:"hives"`
 		}{hives})
 	} else {
-		err = o.table(func(w io.Writer) error { return client.WriteHives(w, hives) })
+		err = o.table(func(w io.Writer) error {
+			if h.GPUs {
+				return client.WriteHiveGPUs(w, hives)
+			}
+			return client.WriteHives(w, hives)
+		})
 	}
 	if err != nil {
 		return err

@@ -35,7 +35,11 @@ type runCmd struct {
 	LogLevel      string `name:"log-level" env:"HIVE_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Agent log level: debug, info, warn or error."`
 	Containment   string `name:"containment" env:"HIVE_CONTAINMENT" default:"auto" enum:"auto,cgroup,process-group" help:"How workers are contained: cgroup (own cgroup v2 group each; fails when the agent cannot create one), process-group, or auto (cgroup where possible)."`
 	Catalog       string `name:"catalog" env:"HIVE_CATALOG" type:"path" help:"Worker catalog file (YAML; docs/catalog.md); empty: the built-in rbee types."`
+	VRAMSettle    string `name:"vram-settle" env:"HIVE_VRAM_SETTLE" default:"60s" help:"How long what a GPU spawn asked for (min_free_vram_mib) counts against the GPU's free memory while its worker does not use it yet."`
+	VRAMRelease   string `name:"vram-release-timeout" env:"HIVE_VRAM_RELEASE_TIMEOUT" default:"15s" help:"How long after a GPU worker ends the agent waits for its processes to leave the GPU before it marks the GPU tainted."`
 	MetricsListen string `name:"metrics-listen" env:"HIVE_METRICS_LISTEN" help:"Address (host:port) to serve Prometheus metrics on at /metrics; empty: off."`
+
+	RestartBackoff string `name:"restart-backoff" env:"HIVE_RESTART_BACKOFF" default:"1s" help:"Wait before a failed worker's first restart under restart: on-failure; it doubles with each restart up to 60s."`
 
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
 	JetStreamCreate bool   `name:"jetstream-create" env:"HIVE_JETSTREAM_CREATE" default:"true" negatable:"" help:"Create the streams and the intake consumer when missing (--no-jetstream-create for accounts that may not)."`
@@ -45,6 +49,8 @@ type runCmd struct {
 	IntakeAckWait   string `name:"intake-ack-wait" env:"HIVE_INTAKE_ACK_WAIT" default:"30s" help:"How long an intake command may go unacknowledged before it is delivered again (when the consumer is created)."`
 
 	NATS natsFlags `embed:""`
+	// DayTwo: worker state, health after ready, drain (config_day2.go).
+	DayTwo dayTwoFlags `embed:""`
 }
 
 // Config is every setting of the agent, checked and converted.
@@ -79,6 +85,13 @@ type Config struct {
 	JetStreamDir  string
 	JobsMaxAge    time.Duration
 	IntakeAckWait time.Duration
+	// RestartBackoff is the spawner's first restart backoff.
+	RestartBackoff time.Duration
+	// VRAMSettle and VRAMReleaseTimeout configure the GPU policy.
+	VRAMSettle         time.Duration
+	VRAMReleaseTimeout time.Duration
+	// DayTwo holds the worker state, health and drain settings.
+	DayTwo dayTwoConfig
 }
 
 // config checks every setting and converts it; it reports every problem
@@ -98,6 +111,9 @@ func (r *runCmd) config() (Config, error) {
 		errs = append(errs, err)
 	}
 	c.NATS = nats
+	if c.DayTwo, err = r.DayTwo.config(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range []struct {
 		flag, env, val string
 		dst            *time.Duration
@@ -105,8 +121,11 @@ func (r *runCmd) config() (Config, error) {
 		{"alive-window", "HIVE_ALIVE_WINDOW", r.AliveWindow, &c.AliveWindow},
 		{"ready-timeout", "HIVE_READY_TIMEOUT", r.ReadyTimeout, &c.ReadyTimeout},
 		{"shutdown-wait", "HIVE_SHUTDOWN_WAIT", r.ShutdownWait, &c.ShutdownWait},
+		{"restart-backoff", "HIVE_RESTART_BACKOFF", r.RestartBackoff, &c.RestartBackoff},
 		{"jobs-max-age", "HIVE_JOBS_MAX_AGE", r.JobsMaxAge, &c.JobsMaxAge},
 		{"intake-ack-wait", "HIVE_INTAKE_ACK_WAIT", r.IntakeAckWait, &c.IntakeAckWait},
+		{"vram-settle", "HIVE_VRAM_SETTLE", r.VRAMSettle, &c.VRAMSettle},
+		{"vram-release-timeout", "HIVE_VRAM_RELEASE_TIMEOUT", r.VRAMRelease, &c.VRAMReleaseTimeout},
 	} {
 		if *d.dst, err = positiveDuration(d.val); err != nil {
 			errs = append(errs, fmt.Errorf("--%s (%s) %q: %w", d.flag, d.env, d.val, err))

@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,14 +38,18 @@ type cli struct {
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the agent (the default when no command is given)."`
 
 	// The client: commands to the agents, over NATS.
-	Spawn spawnCmd `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
-	Ls    lsCmd    `cmd:"" help:"List the workers of a hive, or of every hive."`
-	Get   getCmd   `cmd:"" help:"Show one worker and the tail of its log."`
-	Stop  stopCmd  `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
-	Logs  logsCmd  `cmd:"" help:"Print a worker's log; -f follows it."`
-	Hives hivesCmd `cmd:"" help:"List every agent on the NATS system."`
-	Job   jobCmd   `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
-	Setup setupCmd `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
+	Spawn   spawnCmd   `cmd:"" help:"Start a worker on a hive, printing the agent's narration as it goes."`
+	Ls      lsCmd      `cmd:"" help:"List the workers of a hive, or of every hive."`
+	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
+	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
+	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Drain   drainCmd   `cmd:"" help:"Stop a hive from starting workers (--stop-workers: and stop them) until resume."`
+	Resume  resumeCmd  `cmd:"" help:"End a hive's drain."`
+	Events  eventsCmd  `cmd:"" help:"Print every hive's events as they happen; --since replays them from HIVE_EVENTS."`
+	Logs    logsCmd    `cmd:"" help:"Print a worker's log; -f follows it."`
+	Hives   hivesCmd   `cmd:"" help:"List every agent on the NATS system."`
+	Job     jobCmd     `cmd:"" help:"Show a job's stored narration and result (-f: wait for its result)."`
+	Setup   setupCmd   `cmd:"" help:"Create the JetStream streams for durable intake and stored outcomes ahead of time."`
 
 	Catalog catalogCmd `cmd:"" help:"Check a worker catalog file."`
 }
@@ -68,7 +70,7 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 		kong.Name("hive-agent"),
 		kong.Description("Runs on every machine of an LLM hive and starts, finds and stops its inference workers on command over NATS. "+
 			"With no --nats-url it starts an embedded NATS server, so it works out of the box."),
-		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir()},
+		kong.Vars{"version": "hive-agent " + version.String(), "hive_id": defaultHiveID(), "log_dir": defaultLogDir(), "jetstream_dir": defaultJetStreamDir(), "state_dir": defaultStateDir()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -196,11 +198,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 
 	var cons *consumer.Consumer
-	sp, err := spawner.New(spawner.Config{
+	var sp *spawner.Spawner
+	probe, gpus := newGPUPolicy(cfg, log, func() *consumer.Consumer { return cons }, func(w spawner.Worker) []int { return sp.WorkerPIDs(w) })
+	defer gpus.Close()
+	sp, err = spawner.New(spawner.Config{
 		HiveID: cfg.HiveID, WorkerDirs: cfg.WorkerDirs, LogDir: cfg.LogDir,
-		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment,
-		OnStart: func(w spawner.Worker) { cons.WorkerStarted(w) },
-		OnExit:  func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
+		PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: log, Containment: cfg.Containment, Devices: probe,
+		ExitedTTL:        cfg.DayTwo.ExitedTTL,
+		RestartBackoff:   cfg.RestartBackoff,
+		OnStart:          func(w spawner.Worker) { cons.WorkerStarted(w) },
+		OnExit:           func(w spawner.Worker, e spawner.Exit) { cons.WorkerExited(w, e) },
+		OnPendingRestart: func(p spawner.PendingRestart) { cons.RestartPending(p) },
 	})
 	if err != nil {
 		nc.Close()
@@ -215,7 +223,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				ws, _ := sp.List(context.Background())
 				out := make([]metrics.Worker, len(ws))
 				for i, w := range ws {
-					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: metrics.StateRunning}
+					out[i] = metrics.Worker{Type: string(w.WorkerType), Device: w.Device, State: string(sp.StateOf(w))}
 				}
 				return out
 			},
@@ -226,6 +234,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			NATSReconnects: func() uint64 { return nc.Stats().Reconnects },
 			Logger:         log,
 		})
+		met.RegisterGPU(gpuMetrics(gpus))
 	}
 	jsCfg, err := jetStreamConfig(nc, cfg)
 	if err != nil {
@@ -239,10 +248,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// A result published while the connection was already dead, but
 		// before that was noticed, is published again after the reconnect.
 		RepublishWindow: max(15*time.Second, time.Duration(cfg.NATS.MaxPingsOut+1)*cfg.NATS.PingInterval),
-		Metadata:        map[string]string{"devices": strings.Join(devices(), ","), "worker_types": strings.Join(cfg.Catalog.Names(), ",")},
+		Metadata:        gpuMetadata(gpus, map[string]string{"worker_types": strings.Join(cfg.Catalog.Names(), ",")}),
+		GPU:             gpus,
 		Catalog:         cfg.Catalog,
 		Metrics:         met,
 		JetStream:       jsCfg,
+		Health:          &consumer.HealthConfig{Defaults: cfg.DayTwo.Health},
+		DrainFile:       cfg.DayTwo.DrainFile(cfg.HiveID),
 	})
 	if err != nil {
 		nc.Close()
@@ -304,6 +316,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
+	// Restarts whose backoff is running are left to the next agent (their
+	// records stay): they are the workers' policy, not this process's.
+	sp.Close()
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
 	if derr := nc.Drain(); derr != nil {
 		nc.Close()
@@ -428,20 +443,4 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 	}
 	log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
 	return nc, nil
-}
-
-// devices lists the devices a spawn may name here, for the service
-// metadata: cpu, one cuda:N per visible NVIDIA GPU, metal on macOS.
-func devices() []string {
-	out := []string{"cpu"}
-	probe := spawner.DeviceProbe{}
-	if runtime.GOOS == "darwin" {
-		return append(out, "metal")
-	}
-	if n, _, err := probe.CountGPUs(); err == nil {
-		for i := range n {
-			out = append(out, "cuda:"+strconv.Itoa(i))
-		}
-	}
-	return out
 }

@@ -9,10 +9,16 @@
 //	fork-ignore-term like fork, and the child ignores SIGTERM
 //	escape           start a child that calls setsid (leaves the group, keeps the marker)
 //	escape-clean     like escape, and the child also drops its whole environment
+//	escape-cgroup    like escape, and the child also moves itself to the root of
+//	                 the cgroup v2 tree (out of the worker's cgroup; needs root)
 //	ready-after=D    /health answers 503 until D has passed
 //	no-health        never answer /health with 200
 //	lines=N          print N numbered log lines at start
 //	log-every=D      print a "loading" line every D until ready (see ready-after)
+//
+// Its health can be switched from a test at any time: a request to
+// /toggle?health=fail makes /health answer 500, health=hang makes it never
+// answer (until the client gives up), health=ok makes it answer as above.
 //
 // Besides the worker flags it takes --health-path (default /health), where
 // it serves its health, and --label, which it prints: a worker type of a
@@ -31,13 +37,18 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "child" {
-		child(len(os.Args) > 2 && os.Args[2] == "ignore-term")
+		arg := ""
+		if len(os.Args) > 2 {
+			arg = os.Args[2]
+		}
+		child(arg)
 		return
 	}
 	workerID := flag.String("worker-id", "", "worker id")
@@ -56,7 +67,7 @@ func main() {
 	for k := range opts {
 		switch k {
 		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "escape", "escape-clean",
-			"ready-after", "no-health", "lines", "log-every":
+			"escape-cgroup", "ready-after", "no-health", "lines", "log-every":
 		default:
 			fmt.Fprintf(os.Stderr, "testworker: unknown option %q in model id %q\n", k, *model)
 			os.Exit(2)
@@ -95,15 +106,18 @@ func main() {
 	} else {
 		signal.Notify(sigs, syscall.SIGTERM)
 	}
-	for _, mode := range []string{"fork", "fork-ignore-term", "escape", "escape-clean"} {
+	for _, mode := range []string{"fork", "fork-ignore-term", "escape", "escape-clean", "escape-cgroup"} {
 		if _, ok := opts[mode]; ok {
 			arg := ""
-			if mode == "fork-ignore-term" {
+			switch mode {
+			case "fork-ignore-term":
 				arg = "ignore-term"
+			case "escape-cgroup":
+				arg = "escape-cgroup"
 			}
 			c := exec.Command(os.Args[0], "child", arg)
 			c.Stdout, c.Stderr = os.Stdout, os.Stderr
-			if mode == "escape" || mode == "escape-clean" {
+			if mode == "escape" || mode == "escape-clean" || mode == "escape-cgroup" {
 				c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			}
 			if mode == "escape-clean" {
@@ -137,7 +151,31 @@ func main() {
 	}
 	fmt.Printf("testworker: listening on %s\n", l.Addr())
 	mux := http.NewServeMux()
+	var forced atomic.Value // "", "fail" or "hang": set through /toggle
+	forced.Store("")
+	mux.HandleFunc("/toggle", func(w http.ResponseWriter, r *http.Request) {
+		h := r.URL.Query().Get("health")
+		switch h {
+		case "ok":
+			h = ""
+		case "fail", "hang":
+		default:
+			http.Error(w, "want health=ok, fail or hang", http.StatusBadRequest)
+			return
+		}
+		forced.Store(h)
+		fmt.Printf("testworker: health switched to %q\n", r.URL.Query().Get("health"))
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc(*healthPath, func(w http.ResponseWriter, r *http.Request) {
+		switch forced.Load() {
+		case "fail":
+			http.Error(w, "switched off", http.StatusInternalServerError)
+			return
+		case "hang":
+			<-r.Context().Done()
+			return
+		}
 		if noHealth || time.Now().Before(readyAt) {
 			http.Error(w, "loading", http.StatusServiceUnavailable)
 			return
@@ -165,12 +203,45 @@ func options(model string) map[string]string {
 	return opts
 }
 
-func child(ignoreTerm bool) {
-	if ignoreTerm {
+// child is the process fork and escape start. With "ignore-term" it
+// ignores SIGTERM; with "escape-cgroup" it first moves itself to the root
+// of the cgroup v2 tree, so it is in none of the worker's cgroups (it
+// reports that before its pid, which tests wait for).
+func child(arg string) {
+	switch arg {
+	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
+	case "escape-cgroup":
+		root, err := cgroup2Root()
+		if err == nil {
+			err = os.WriteFile(root+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testworker child: leave cgroup:", err)
+			os.Exit(6)
+		}
+		own, _ := os.ReadFile("/proc/self/cgroup")
+		fmt.Printf("testworker child left its cgroup for %s (now %s)\n", root, strings.TrimSpace(string(own)))
 	}
 	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), syscall.Getpgrp())
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// cgroup2Root is where the cgroup v2 tree is mounted, from
+// /proc/self/mountinfo.
+func cgroup2Root() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// ... mount-point ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && len(f) > 4 && strings.HasPrefix(post, "cgroup2 ") {
+			return f[4], nil
+		}
+	}
+	return "", fmt.Errorf("no cgroup2 file system mounted")
 }

@@ -1,0 +1,145 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Agent command kinds (PROTOCOL v1.2 "Drain").
+const (
+	KindDrain  = "agent.drain"
+	KindResume = "agent.resume"
+)
+
+// MaxDeadlineMS bounds a drain's deadline_ms (a day).
+const MaxDeadlineMS = 86_400_000
+
+// CodeDraining answers a spawn or restart while the agent drains.
+const CodeDraining = "draining"
+
+// Agent is what the agent commands need of the agent itself.
+// Implementations must be safe for concurrent use.
+type Agent interface {
+	// SetDraining records (and persists, and announces) the drain state.
+	// Turning it on returns a channel closed when a resume ends it.
+	SetDraining(on bool, d DrainState) (DrainState, <-chan struct{}, error)
+}
+
+// DrainState is the agent's drain state as drain and resume report it.
+type DrainState struct {
+	Draining    bool   `json:"draining"`
+	StopWorkers bool   `json:"stop_workers,omitempty"`
+	DeadlineMS  int64  `json:"deadline_ms,omitempty"`
+	Since       string `json:"since,omitempty"`
+}
+
+// Drain stops the agent from starting workers (spawn and restart answer
+// draining; queued intake spawns wait) and, with StopWorkers, deletes
+// every worker with the default grace once DeadlineMS has passed.
+type Drain struct {
+	Envelope
+	StopWorkers bool   `json:"stop_workers"`
+	DeadlineMS  *int64 `json:"deadline_ms"`
+}
+
+// Kind is agent.drain.
+func (c *Drain) Kind() string        { return KindDrain }
+func (c *Drain) envelope() *Envelope { return &c.Envelope }
+
+func (c *Drain) validate() *Error {
+	if c.DeadlineMS == nil {
+		var z int64
+		c.DeadlineMS = &z
+	}
+	if *c.DeadlineMS < 0 || *c.DeadlineMS > MaxDeadlineMS {
+		return BadRequest("deadline_ms", "%d: want 0-%d", *c.DeadlineMS, MaxDeadlineMS)
+	}
+	if *c.DeadlineMS > 0 && !c.StopWorkers {
+		return BadRequest("deadline_ms", "only with stop_workers: it is how long workers may keep running")
+	}
+	return nil
+}
+
+// DrainResult is the result of a drain or a resume.
+type DrainResult struct {
+	DrainState
+	// Stopped lists the workers a drain with stop_workers deleted.
+	Stopped []string `json:"stopped,omitempty"`
+	// Resumed is true when a resume ended the drain before its deadline.
+	Resumed bool `json:"resumed,omitempty"`
+}
+
+// Execute turns draining on and, with stop_workers, deletes every worker
+// after the deadline (unless a resume comes first).
+func (c *Drain) Execute(ctx context.Context, d Deps) (any, error) {
+	if d.Agent == nil {
+		return nil, &Error{Code: CodeInternal, Message: "this agent cannot drain"}
+	}
+	deadline := time.Duration(*c.DeadlineMS) * time.Millisecond
+	st, resumed, err := d.Agent.SetDraining(true, DrainState{StopWorkers: c.StopWorkers, DeadlineMS: *c.DeadlineMS})
+	if err != nil {
+		return nil, err
+	}
+	d.Narrator.Narrate("agent_draining", LevelInfo,
+		fmt.Sprintf("Hive %s is draining: spawns and restarts are refused, queued intake spawns wait for a resume.", d.Spawner.HiveID()), Fields{})
+	res := DrainResult{DrainState: st}
+	if !c.StopWorkers {
+		return res, nil
+	}
+	if deadline > 0 {
+		d.Narrator.Narrate("agent_drain_deadline", LevelInfo,
+			fmt.Sprintf("Workers may keep running for %s; then each is deleted with a %d ms grace.", deadline, DefaultGraceMS), Fields{})
+		t := time.NewTimer(deadline)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-resumed:
+			d.Narrator.Narrate("agent_resumed", LevelInfo, "Resumed before the deadline; no worker was stopped.", Fields{})
+			res.Resumed = true
+			return res, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	ws, err := d.Spawner.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Stopped = []string{}
+	for _, w := range ws {
+		g := DefaultGraceMS
+		del := &Delete{Envelope: c.Envelope, WorkerID: w.WorkerID, GraceMS: &g}
+		if _, err := del.Execute(ctx, d); err != nil {
+			d.Narrator.Narrate("agent_drain_stop_failed", LevelWarn, fmt.Sprintf("Worker %s could not be stopped: %v", w.WorkerID, err), Fields{WorkerID: w.WorkerID})
+			continue
+		}
+		d.Narrator.Narrate("worker_stopped", LevelInfo, fmt.Sprintf("Worker %s (pid %d) stopped for the drain.", w.WorkerID, w.PID), Fields{WorkerID: w.WorkerID, PID: w.PID})
+		res.Stopped = append(res.Stopped, w.WorkerID)
+	}
+	return res, nil
+}
+
+// Resume ends a drain: spawns and restarts are served again and queued
+// intake spawns run.
+type Resume struct {
+	Envelope
+}
+
+// Kind is agent.resume.
+func (c *Resume) Kind() string        { return KindResume }
+func (c *Resume) envelope() *Envelope { return &c.Envelope }
+func (c *Resume) validate() *Error    { return nil }
+
+// Execute turns draining off.
+func (c *Resume) Execute(ctx context.Context, d Deps) (any, error) {
+	if d.Agent == nil {
+		return nil, &Error{Code: CodeInternal, Message: "this agent cannot drain"}
+	}
+	st, _, err := d.Agent.SetDraining(false, DrainState{})
+	if err != nil {
+		return nil, err
+	}
+	d.Narrator.Narrate("agent_resumed", LevelInfo, fmt.Sprintf("Hive %s serves spawns and restarts again.", d.Spawner.HiveID()), Fields{})
+	return DrainResult{DrainState: st}, nil
+}
