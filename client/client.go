@@ -102,7 +102,7 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 // (DefaultDiscoveryQuiet).
 func WithDiscoveryQuiet(d time.Duration) Option { return func(c *Client) { c.quiet = d } }
 
-// WithJetStreamDomain makes the calls that read streams (StoredJob,
+// WithJetStreamDomain makes the calls that read streams (StoredJob, Events,
 // WatchJob, the stale hives of Fleet) use JetStream domain d, e.g. a leaf
 // node's, instead of the server's own (docs/topology.md).
 func WithJetStreamDomain(d string) Option { return func(c *Client) { c.domain = d } }

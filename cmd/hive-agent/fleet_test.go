@@ -51,6 +51,11 @@ func TestFleet_CommandStoredOnceAndRunOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The hub's fleet view shows the leaf's hive stale (HIVE_EVENTS of every
+	// domain hears every heartbeat).
+	if r := mustCLI(t, f.hub.ClientURL(), "hives"); !strings.Contains(r.stdout, h1+" ") || !strings.Contains(r.stdout, "STALE: last seen") {
+		t.Errorf("hives on the hub with %s's agent stopped: %s", h1, r)
+	}
 	spawn("f1", "w1")
 	intake := "hive." + h1 + ".intake.>"
 	waitStored(t, hub, "HIVE_INTAKE", intake, map[string]map[string]uint64{"leaf1": {"hive." + h1 + ".intake.worker.spawn": 1}})
