@@ -56,7 +56,7 @@ type GPUPolicy struct {
 	mu       sync.Mutex
 	reserved map[string]reservation // by worker id
 	tainted  map[string]*taint      // by GPU uuid
-	checks   map[string]*check      // release checks in progress, by worker id and pid
+	checks   map[string]*check      // release checks in progress or just finished, by worker id and pid
 	pidsSeen map[string][]int       // the last pids of each worker seen on a GPU
 	usedSeen map[string]int64       // and the memory they held then
 }

@@ -87,13 +87,26 @@ func (p *GPUPolicy) ReleaseCheck(ctx context.Context, w spawner.Worker, pids []i
 	p.mu.Unlock()
 	c.res = p.release(ctx, w, d, c)
 	p.mu.Lock()
-	delete(p.checks, key)
 	delete(p.pidsSeen, w.WorkerID)
 	delete(p.usedSeen, w.WorkerID)
 	p.mu.Unlock()
 	close(c.done)
+	// The check stays findable a while: the exit a delete caused may be
+	// reported only after the delete's check ended, and must not publish
+	// a second event for the same process.
+	time.AfterFunc(finishedCheckKept, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.checks[key] == c {
+			delete(p.checks, key)
+		}
+	})
 	return c.res
 }
+
+// finishedCheckKept is how long a finished release check answers later
+// checks of the same process instead of a new one.
+const finishedCheckKept = time.Minute
 
 func (p *GPUPolicy) release(ctx context.Context, w spawner.Worker, d spawner.Device, c *check) GPURelease {
 	g, err := p.cfg.Resolve(d)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/subjects"
 )
@@ -30,6 +32,21 @@ type InventoryEvent struct {
 
 // inventoryTimeout bounds the process-table scan behind an inventory.
 const inventoryTimeout = 10 * time.Second
+
+// KeepAlive returns the connection options that make a server that
+// stopped answering noticed within about (maxPingsOut+1) ping intervals:
+// the keep-alive, and a write deadline of one ping interval. Without the
+// deadline (nats.go's default is a minute), a connection whose socket
+// stopped draining blocks every publish in a write that holds the
+// connection's lock, the keep-alive with it: under load a frozen server
+// went unnoticed for 60 s.
+func KeepAlive(ping time.Duration, maxPingsOut int) []nats.Option {
+	return []nats.Option{
+		nats.PingInterval(ping),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.FlusherTimeout(ping),
+	}
+}
 
 // Disconnected records that the connection to NATS was found lost. Wire
 // it to nats.DisconnectErrHandler: results published in the window before

@@ -59,6 +59,10 @@ type Config struct {
 	// results are published again after the reconnect; default
 	// RepublishWindow.
 	RepublishWindow time.Duration
+	// RepublishMaxBytes bounds what the republish window keeps; when it is
+	// full, new commands answer busy until it drains. Default
+	// DefaultRepublishMaxBytes.
+	RepublishMaxBytes int
 	// HeartbeatInterval is how often the heartbeat event is published
 	// (DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
@@ -94,6 +98,9 @@ func (c *Config) setDefaults() {
 	if c.RepublishWindow == 0 {
 		c.RepublishWindow = RepublishWindow
 	}
+	if c.RepublishMaxBytes == 0 {
+		c.RepublishMaxBytes = DefaultRepublishMaxBytes
+	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -116,6 +123,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.MaxInFlight))
+	}
+	if c.RepublishMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("republish max bytes %d: must not be negative", c.RepublishMaxBytes))
 	}
 	if c.RepublishWindow < 0 {
 		errs = append(errs, fmt.Errorf("republish window %s: must not be negative", c.RepublishWindow))
@@ -175,7 +185,7 @@ func New(nc *nats.Conn, cfg Config) (*Consumer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Consumer{
 		cfg: cfg, nc: nc, log: cfg.Logger.With("hive_id", cfg.HiveID),
-		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow),
+		out: newOutbox(nc, cfg.Logger.With("hive_id", cfg.HiveID), cfg.RepublishWindow, cfg.RepublishMaxBytes),
 		sem: make(chan struct{}, cfg.MaxInFlight), runCtx: ctx, cancelRun: cancel,
 		held: map[string]*job{}, stats: stats{byKind: map[string]uint64{}, byCode: map[string]map[string]uint64{}},
 	}, nil
@@ -294,6 +304,12 @@ func (c *Consumer) dispatch(kind string, in inbound) {
 		c.closeMu.Unlock()
 		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
 			Message: fmt.Sprintf("hive %s is stopping; send the command again once it is back", c.cfg.HiveID)})
+		return
+	}
+	if !c.out.room() {
+		c.closeMu.Unlock()
+		c.run(kind, in, &commands.Error{Code: commands.CodeBusy,
+			Message: fmt.Sprintf("hive %s keeps %s of results it may have to publish again after a reconnect, its limit; retry shortly", c.cfg.HiveID, byteSize(c.cfg.RepublishMaxBytes))})
 		return
 	}
 	select {

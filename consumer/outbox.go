@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -16,12 +17,11 @@ import (
 // last sign of life may have been lost with the connection.
 const RepublishWindow = 15 * time.Second
 
-// Bounds of the outbox, whatever the window: about 270 results a second
-// for 15 s, or 32 MiB of them.
-const (
-	outboxMaxEntries = 4096
-	outboxMaxBytes   = 32 << 20
-)
+// DefaultRepublishMaxBytes bounds what the outbox keeps, whatever the
+// window: 64 MiB is about 200,000 small results and replies. When the
+// window holds that much, the agent takes no new commands (they answer
+// busy) until the oldest leave it: nothing that ran is forgotten unsent.
+const DefaultRepublishMaxBytes = 64 << 20
 
 // outbox publishes results and replies and keeps them for RepublishWindow,
 // so that those a dead connection swallowed are published again after the
@@ -29,9 +29,10 @@ const (
 // twice and deduplicates by command_id. Publishes made while disconnected
 // are not kept for that: nats.go buffers them and sends them on reconnect.
 type outbox struct {
-	nc     *nats.Conn
-	log    *slog.Logger
-	window time.Duration
+	nc       *nats.Conn
+	log      *slog.Logger
+	window   time.Duration
+	maxBytes int
 
 	mu      sync.Mutex
 	entries []*sent // in publish order
@@ -39,7 +40,9 @@ type outbox struct {
 	// lostAt is when the current disconnection was noticed; zero while connected.
 	lostAt      time.Time
 	republished uint64
-	dropped     bool // whether the bounds dropped a kept message since the last warning
+	// full: the window holds maxBytes; no new commands until it drains
+	// below three quarters of it.
+	full bool
 	// store, when set, publishes a result so that the stream that keeps it
 	// acknowledges it (HIVE_JOBS); nil without JetStream.
 	store storer
@@ -64,8 +67,26 @@ type sent struct {
 	stored bool
 }
 
-func newOutbox(nc *nats.Conn, log *slog.Logger, window time.Duration) *outbox {
-	return &outbox{nc: nc, log: log, window: window}
+func newOutbox(nc *nats.Conn, log *slog.Logger, window time.Duration, maxBytes int) *outbox {
+	return &outbox{nc: nc, log: log, window: window, maxBytes: maxBytes}
+}
+
+// room reports whether the outbox can keep more: false while it holds
+// maxBytes of messages that may still have to be published again. The
+// consumer then takes no new commands. It says so once when it fills and
+// once when it has room again.
+func (o *outbox) room() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.prune(time.Now())
+	return !o.full
+}
+
+// held is how many bytes the outbox keeps.
+func (o *outbox) held() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes
 }
 
 // publish publishes msg and keeps it. The returned entry is the hook for a
@@ -183,7 +204,9 @@ func (o *outbox) count() uint64 {
 }
 
 // prune forgets what is older than the window (counted back from the
-// loss while disconnected), except what never left, then enforces the bounds.
+// loss while disconnected), except what never left, then updates full.
+// It never forgets a message still inside the window: the byte bound
+// stops new work instead.
 func (o *outbox) prune(now time.Time) {
 	ref := now
 	if !o.lostAt.IsZero() {
@@ -201,16 +224,23 @@ func (o *outbox) prune(now time.Time) {
 		o.entries[i] = nil
 	}
 	o.entries = keep
-	for len(o.entries) > outboxMaxEntries || o.bytes > outboxMaxBytes && len(o.entries) > 1 {
-		o.bytes -= size(o.entries[0].msg)
-		o.entries[0] = nil
-		o.entries = o.entries[1:]
-		if !o.dropped {
-			o.dropped = true
-			o.log.Warn("more results in the republish window than the agent keeps; the oldest will not be published again after a reconnect",
-				"max_entries", outboxMaxEntries, "max_bytes", outboxMaxBytes)
-		}
+	switch {
+	case !o.full && o.bytes >= o.maxBytes:
+		o.full = true
+		o.log.Warn("republish window full: taking no new commands (they answer busy) until results leave it",
+			"held_bytes", o.bytes, "max_bytes", o.maxBytes, "window", o.window, "connected", o.lostAt.IsZero())
+	case o.full && o.bytes < o.maxBytes/4*3:
+		o.full = false
+		o.log.Info("republish window has room again: taking commands", "held_bytes", o.bytes, "max_bytes", o.maxBytes)
 	}
 }
 
 func size(m *nats.Msg) int { return len(m.Subject) + len(m.Data) + 64 }
+
+// byteSize says n in MiB, or KiB below one MiB.
+func byteSize(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}

@@ -21,11 +21,15 @@ type proxy struct {
 	l      net.Listener
 	target string
 
-	mu      sync.Mutex
-	frozen  bool
+	mu     sync.Mutex
+	frozen bool
+	// stalled: like frozen, and it stops reading too, so the sockets'
+	// buffers fill and the client's writes block, as with a SIGSTOPped server.
+	stalled chan struct{}
 	refuse  bool
 	conns   []net.Conn
 	closing bool
+	done    chan struct{} // closed by close
 }
 
 func newProxy(t testing.TB, target string) *proxy {
@@ -34,7 +38,7 @@ func newProxy(t testing.TB, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{l: l, target: target}
+	p := &proxy{l: l, target: target, done: make(chan struct{})}
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
@@ -43,6 +47,22 @@ func newProxy(t testing.TB, target string) *proxy {
 func (p *proxy) URL() string { return "nats://" + p.l.Addr().String() }
 
 func (p *proxy) freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
+
+// stall freezes the proxy and stops it reading: a client writing to it
+// blocks once the socket buffers are full.
+func (p *proxy) stall() {
+	p.mu.Lock()
+	p.frozen = true
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+func (p *proxy) stallCh() chan struct{} { p.mu.Lock(); defer p.mu.Unlock(); return p.stalled }
+
+// thaw forwards again, on connections made from now on.
+func (p *proxy) thaw() { p.mu.Lock(); p.frozen = false; p.mu.Unlock() }
 
 func (p *proxy) setRefuse(v bool) { p.mu.Lock(); p.refuse = v; p.mu.Unlock() }
 
@@ -79,6 +99,10 @@ func (p *proxy) accept() {
 func (p *proxy) pipe(src, dst net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
+		if ch := p.stallCh(); ch != nil {
+			<-p.done // read no more until the proxy closes
+			return
+		}
 		n, err := src.Read(buf)
 		if n > 0 && !p.isFrozen() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -97,6 +121,9 @@ func (p *proxy) pipe(src, dst net.Conn) {
 
 func (p *proxy) close() {
 	p.mu.Lock()
+	if !p.closing {
+		close(p.done)
+	}
 	p.closing = true
 	conns := p.conns
 	p.mu.Unlock()

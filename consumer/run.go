@@ -41,8 +41,15 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 	// Counted before anything is published: a caller that reads the stats
 	// right after its reply must find its command in them.
 	c.record(o)
+	publish, publishResult := c.out.publish, c.out.publishResult
+	if refuse != nil {
+		// A refused command did not run: its answer is not kept to be
+		// published again, so refusals never fill the republish window.
+		publish = func(m *nats.Msg) (*sent, error) { return nil, c.nc.PublishMsg(m) }
+		publishResult = publish
+	}
 	if subj, serr := subjects.JobResult(o.env.JobID); serr == nil {
-		if _, perr := c.out.publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
+		if _, perr := publishResult(&nats.Msg{Subject: subj, Data: o.body}); perr != nil {
 			c.log.Warn("publish result", "subject", subj, "err", perr)
 		}
 	}
@@ -53,7 +60,7 @@ func (c *Consumer) run(kind string, in inbound, refuse *commands.Error) {
 			msg.Header = nats.Header{micro.ErrorCodeHeader: {o.reply.Error.Code}, micro.ErrorHeader: {headerText(o.reply.Error.Message)}}
 		}
 		// Kept too: a requester with a long timeout still waits for it.
-		if _, err := c.out.publish(msg); err != nil {
+		if _, err := publish(msg); err != nil {
 			c.log.Warn("reply", "kind", kind, "job_id", o.env.JobID, "err", err)
 		}
 	}

@@ -127,7 +127,7 @@ func TestConfig_RejectsBadValues(t *testing.T) {
 		{"garbage ca", []string{"--nats-ca", f["garbage"]}, nil, "no PEM certificate"},
 		{"cert without key", []string{"--nats-cert", f["garbage"]}, nil, "--nats-key go together"},
 		{"garbage cert and key", []string{"--nats-cert", f["garbage"], "--nats-key", f["garbage"]}, nil, "--nats-cert/--nats-key"},
-		{"missing key", []string{"--nats-cert", f["garbage"], "--nats-key", f["missing"]}, nil, "--nats-cert/--nats-key"},
+		{"missing key", []string{"--nats-cert", f["garbage"], "--nats-key", f["missing"]}, nil, "--nats-key (NATS_KEY)"},
 		{"missing nkey seed", []string{"--nats-nkey-file", f["missing"]}, nil, "--nats-nkey-file"},
 		{"garbage nkey seed", []string{"--nats-nkey-file", f["garbage"]}, nil, "--nats-nkey-file"},
 		{"empty token file", []string{"--nats-token-file", f["empty"]}, nil, "--nats-token-file"},

@@ -127,8 +127,16 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hive-agent: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return exitUsage
 		}
+		// A log reader that went away (a restarted log shipper, `| head`)
+		// must not kill the agent: with SIGPIPE caught, a write to the
+		// closed pipe fails with EPIPE and the log line is dropped. Caught,
+		// not ignored: an ignored signal stays ignored in every worker.
+		pipe := make(chan os.Signal, 1)
+		signal.Notify(pipe, syscall.SIGPIPE)
+		defer signal.Stop(pipe)
 		log := newLogger(cfg, stderr)
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		// SIGHUP (a closed terminal) stops the agent gracefully, as SIGTERM does.
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		defer stop()
 		if err := run(ctx, cfg, log); err != nil {
 			log.Error("hive-agent stopped", "err", err)
@@ -137,6 +145,9 @@ func mainExit(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 }
+
+// stopSignals stop the agent gracefully; a second one stops it at once.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 func agentVersion() string { return version.String() }
 
@@ -273,16 +284,35 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	// One agent per hive id: a second one would run some commands twice
 	// (each spawn goes to one of them, and neither sees the other's start).
+	// The claim is atomic (two agents started together cannot both win) and
+	// re-checked while running; FindPeers also finds agents too old to claim.
+	host, _ := os.Hostname()
+	claimCfg := consumer.ClaimConfig{HiveID: cfg.HiveID, Host: host, Version: agentVersion(), Logger: log}
+	if jsCfg != nil {
+		claimCfg.JS = jsCfg.JS
+	}
+	claim, err := consumer.AcquireClaim(ctx, nc, claimCfg)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			log.Info("stopped before serving")
+			return nil
+		}
+		return err
+	}
 	peers, err := consumer.FindPeers(ctx, nc, cfg.HiveID)
 	if err != nil {
+		claim.Release()
 		nc.Close()
 		return fmt.Errorf("look for other agents of hive %s: %w", cfg.HiveID, err)
 	}
 	if len(peers) > 0 {
+		claim.Release()
 		nc.Close()
 		return fmt.Errorf("another agent already serves hive %s: %s; stop it, or give this one another --hive-id", cfg.HiveID, peers[0])
 	}
 	if err := cons.Start(ctx); err != nil {
+		claim.Release()
 		nc.Close()
 		return err
 	}
@@ -297,6 +327,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		addr, err := met.Serve(ctx, cfg.MetricsListen)
 		if err != nil {
 			cons.Close(ctx)
+			claim.Release()
 			nc.Close()
 			return err
 		}
@@ -311,15 +342,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	case runErr = <-fatal:
 		log.Error("cannot serve; stopping", "err", runErr)
+	case runErr = <-claim.Lost():
+		log.Error("another agent serves this hive; stopping", "err", runErr)
 	}
-	signal.Reset(syscall.SIGINT, syscall.SIGTERM) // a second signal stops the agent at once
-	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait)
+	signal.Reset(stopSignals...) // a second signal stops the agent at once
+	why := "error"
+	if cause := context.Cause(ctx); runErr == nil && cause != nil {
+		why = cause.Error()
+	}
+	log.Info("stopping: no new commands; finishing those in flight; workers keep running (a second signal stops at once)", "wait", cfg.ShutdownWait, "reason", why)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
 	// Restarts whose backoff is running are left to the next agent (their
 	// records stay): they are the workers' policy, not this process's.
 	sp.Close()
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
+	claim.Release() // a successor may start at once
 	if derr := nc.Drain(); derr != nil {
 		nc.Close()
 	}
@@ -395,14 +433,13 @@ var subscriptionRefused = regexp.MustCompile(`Subscription to "(\S+)"`)
 // so) until the server answers or ctx ends; once connected it reconnects
 // forever. A subscription the server refuses is sent to fatal.
 func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fatal chan<- error) (*nats.Conn, error) {
-	opts := append([]nats.Option{
+	// The default keep-alive (2 min, 2 pings) notices a frozen server or
+	// a partition only after up to 6 min; the default write deadline
+	// (1 min) hides one under load.
+	opts := append(consumer.KeepAlive(cfg.NATS.PingInterval, cfg.NATS.MaxPingsOut), []nats.Option{
 		nats.Name("hive-agent " + cfg.HiveID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
-		// The default keep-alive (2 min, 2 pings) notices a frozen server or
-		// a partition only after up to 6 min.
-		nats.PingInterval(cfg.NATS.PingInterval),
-		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
@@ -418,7 +455,8 @@ func connect(ctx context.Context, cfg Config, url string, log *slog.Logger, fata
 			}
 			log.Error("NATS error", "subject", subj, "err", err)
 		}),
-	}, cfg.NATS.opts...)
+	}...)
+	opts = append(opts, cfg.NATS.opts...)
 	attempt := 0
 	op := func() (*nats.Conn, error) {
 		attempt++

@@ -100,7 +100,8 @@ func TestAgent_MetricsInFlightAndWorkers(t *testing.T) {
 		answered <- err
 	}()
 	waitScrape("hive_agent_commands_in_flight 1")
-	waitScrape(`hive_agent_workers{device="cpu",state="running",worker_type="cpu-llm"} 1`)
+	// The spawn waits for ready: the worker is loading.
+	waitScrape(`hive_agent_workers{device="cpu",state="loading",worker_type="cpu-llm"} 1`)
 	request(t, nc, "hive."+hive+".worker.delete", `{"worker_id":"w1","grace_ms":0}`, nil)
 	if err := <-answered; err != nil {
 		t.Fatalf("spawn: %v", err)

@@ -87,8 +87,14 @@ func (f *natsAuth) options() ([]nats.Option, error) {
 		opts = append(opts, nats.UserCredentials(f.Creds))
 	}
 	if f.NkeyFile != "" {
-		opt, err := nats.NkeyOptionFromSeed(f.NkeyFile)
-		add("nats-nkey-file", "NATS_NKEY_FILE", fileErr(f.NkeyFile, err))
+		// nats.go reads the file itself: look at it first.
+		_, err := readSecretFile(f.NkeyFile)
+		var opt nats.Option
+		if err == nil {
+			opt, err = nats.NkeyOptionFromSeed(f.NkeyFile)
+			err = fileErr(f.NkeyFile, err)
+		}
+		add("nats-nkey-file", "NATS_NKEY_FILE", err)
 		if err == nil {
 			opts = append(opts, opt)
 		}
@@ -116,8 +122,14 @@ func (f *natsAuth) options() ([]nats.Option, error) {
 	case (f.Cert == "") != (f.Key == ""):
 		errs = append(errs, errors.New("--nats-cert and --nats-key go together"))
 	case f.Cert != "":
-		if _, err := tls.LoadX509KeyPair(f.Cert, f.Key); err != nil {
-			errs = append(errs, fmt.Errorf("--nats-cert/--nats-key (NATS_CERT/NATS_KEY) %s, %s: %w", f.Cert, f.Key, err))
+		cert, cerr := readSecretFile(f.Cert)
+		add("nats-cert", "NATS_CERT", cerr)
+		key, kerr := readSecretFile(f.Key)
+		add("nats-key", "NATS_KEY", kerr)
+		if cerr == nil && kerr == nil {
+			if _, err := tls.X509KeyPair(cert, key); err != nil {
+				errs = append(errs, fmt.Errorf("--nats-cert/--nats-key (NATS_CERT/NATS_KEY) %s, %s: %w", f.Cert, f.Key, err))
+			}
 		}
 		opts = append(opts, nats.ClientCert(f.Cert, f.Key))
 	}
@@ -154,7 +166,7 @@ func checkURLs(list string) error {
 }
 
 func checkCreds(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile(path)
 	if err != nil {
 		return err
 	}
@@ -168,7 +180,7 @@ func checkCreds(path string) error {
 }
 
 func checkCA(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile(path)
 	if err != nil {
 		return err
 	}
@@ -188,7 +200,7 @@ func fileErr(path string, err error) error {
 
 // readSecret reads a password or token file: its first line, trimmed.
 func readSecret(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile(path)
 	if err != nil {
 		return "", err
 	}

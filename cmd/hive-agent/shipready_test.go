@@ -149,7 +149,7 @@ func TestAgent_BadConfigurationExits2BeforeConnecting(t *testing.T) {
 		{"garbage ca", []string{"--nats-url", url, "--nats-ca", garbage}, "--nats-ca"},
 		{"missing ca", []string{"--nats-url", url, "--nats-ca", missing}, "--nats-ca"},
 		{"garbage cert and key", []string{"--nats-url", url, "--nats-cert", garbage, "--nats-key", garbage}, "--nats-cert/--nats-key"},
-		{"missing key", []string{"--nats-url", url, "--nats-cert", garbage, "--nats-key", missing}, "--nats-cert/--nats-key"},
+		{"missing key", []string{"--nats-url", url, "--nats-cert", garbage, "--nats-key", missing}, "--nats-key (NATS_KEY)"},
 		{"garbage nkey seed", []string{"--nats-url", url, "--nats-nkey-file", garbage}, "--nats-nkey-file"},
 		{"missing nkey seed", []string{"--nats-url", url, "--nats-nkey-file", missing}, "--nats-nkey-file"},
 		{"missing token file", []string{"--nats-url", url, "--nats-token-file", missing}, "--nats-token-file"},
