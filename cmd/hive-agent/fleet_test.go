@@ -29,6 +29,20 @@ func TestFleet_CommandStoredOnceAndRunOnce(t *testing.T) {
 	waitServed(t, hub, h1)
 	waitServed(t, hub, h2)
 
+	// setup in a domain, from the hub, adds a hive that never ran to that
+	// domain's intake only: a command queued for it is stored there once.
+	never := "never-" + h2
+	r := mustCLI(t, f.hub.ClientURL(), "setup", "--jetstream-domain", "leaf2", "--hive", never)
+	if !strings.Contains(r.stdout, "subject hive."+never+".intake.> of stream HIVE_INTAKE") || !strings.Contains(r.stdout, "leaf2") {
+		t.Errorf("setup in domain leaf2: %s", r)
+	}
+	if r := mustCLI(t, f.hub.ClientURL(), "setup", "--jetstream-domain", "leaf2"); !strings.Contains(r.stderr, "captures only the hives served there") {
+		t.Errorf("setup in a domain without --hive: %s", r)
+	}
+	hub.Publish("hive."+never+".intake.worker.list", []byte(`{}`))
+	hub.Flush()
+	waitStored(t, hub, "HIVE_INTAKE", "hive."+never+".intake.>", map[string]map[string]uint64{"leaf2": {"hive." + never + ".intake.worker.list": 1}})
+
 	// A live listener on the hub still gets the result on job.<job>.result.
 	live, err := hub.SubscribeSync("job.f1.result")
 	if err != nil {
@@ -62,7 +76,7 @@ func TestFleet_CommandStoredOnceAndRunOnce(t *testing.T) {
 
 	// The restarted agent runs it once; its outcome is stored once, in leaf1.
 	a1 = startFleetAgent(t, f.leaf1, h1, "leaf1", logDir)
-	r := mustCLI(t, f.hub.ClientURL(), "job", "f1", "-f", "--jetstream-domain", "leaf1", "--timeout", "30s")
+	r = mustCLI(t, f.hub.ClientURL(), "job", "f1", "-f", "--jetstream-domain", "leaf1", "--timeout", "30s")
 	if !strings.Contains(r.stdout, `"worker_id":"w1"`) || strings.Count(r.stderr, "worker_spawn_start") != 1 {
 		t.Errorf("job f1 from the hub: %s", r)
 	}
