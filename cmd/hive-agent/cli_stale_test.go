@@ -54,6 +54,13 @@ func TestCLI_HivesShowsAStoppedAgentStale(t *testing.T) {
 			t.Errorf("hives --json entry %+v", h)
 		}
 	}
+	// events leaves the heartbeats out unless asked for them.
+	if r := mustCLI(t, url, "events", "--all", "--since", "1h"); strings.Contains(r.stdout, "heartbeat") || !strings.Contains(r.stdout, "inventory") {
+		t.Errorf("events --since 1h: %s", r)
+	}
+	if r := mustCLI(t, url, "events", "--all", "--since", "1h", "--heartbeats", "--json"); !strings.Contains(r.stdout, `"kind":"agent.heartbeat"`) {
+		t.Errorf("events --since 1h --heartbeats: %s", r)
+	}
 	if r := mustCLI(t, url, "hives", "--stale", "1ms"); strings.Contains(r.stdout, gone) {
 		t.Errorf("hives --stale 1ms lists %s: %s", gone, r)
 	}

@@ -15,6 +15,7 @@ type eventsCmd struct {
 	All         bool          `name:"all" help:"Every hive's events; it wins over --hive and HIVE_ID."`
 	Since       time.Duration `name:"since" help:"Replay the events of this last while from stream HIVE_EVENTS first (e.g. 1h)."`
 	Follow      bool          `name:"follow" short:"f" help:"Keep printing new events until Ctrl-C (always so without --since)."`
+	Heartbeats  bool          `name:"heartbeats" help:"Also print the agents' heartbeats (agent.heartbeat, every 10 s per agent)."`
 	domainFlag  `embed:""`
 	clientFlags `embed:""`
 }
@@ -39,6 +40,9 @@ func (e *eventsCmd) run(ctx context.Context, o *output, c *client.Client) error 
 	}
 	enc := json.NewEncoder(o.stdout)
 	return c.Events(ctx, opts, func(ev client.HiveEvent) {
+		if ev.Kind == "agent.heartbeat" && !e.Heartbeats {
+			return
+		}
 		if e.JSON {
 			enc.Encode(ev)
 			return
