@@ -56,7 +56,8 @@ type DeleteResult struct {
 	// PID is the stopped worker's; absent when no process was left (the
 	// delete only cancelled a pending restart).
 	PID int `json:"pid,omitempty"`
-	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran out.
+	// Signal is the last signal sent: SIGTERM, or SIGKILL when the grace ran
+	// out; on Windows CTRL_BREAK, or TERMINATE.
 	Signal    string `json:"signal"`
 	StoppedMS int64  `json:"stopped_ms"`
 	// RestartCancelled is true when the worker had failed and was waiting
@@ -87,9 +88,12 @@ func (c *Delete) Execute(ctx context.Context, d Deps) (any, error) {
 		if first {
 			gpuPIDs = d.GPU.pidsOf(w)
 		}
+		// The first signal asks the worker to go (SIGTERM; CTRL_BREAK on
+		// Windows), a later one forces it.
+		asks := first
 		first = false
-		level, human := LevelInfo, fmt.Sprintf("Sending SIGTERM to worker %s (process group %d); waiting up to %s for it to exit.", w.WorkerID, w.PID, grace)
-		if sig != "SIGTERM" {
+		level, human := LevelInfo, fmt.Sprintf("Sending %s to worker %s (process group %d); waiting up to %s for it to exit.", sig, w.WorkerID, w.PID, grace)
+		if !asks {
 			level, human = LevelWarn, fmt.Sprintf("Worker %s was still running after %s; sending %s to process group %d.", w.WorkerID, grace, sig, w.PID)
 		}
 		d.Narrator.Narrate("worker_signal_sent", level, human, Fields{WorkerID: w.WorkerID, PID: w.PID})

@@ -451,6 +451,8 @@ func TestDelete_Execute(t *testing.T) {
 		{"zero grace", `{"worker_id":"w1","grace_ms":0}`, []string{"SIGTERM", "SIGKILL"}, nil, 0, []string{commands.LevelInfo, commands.LevelWarn}, ""},
 		{"grace 1500 ms", `{"worker_id":"w1","grace_ms":1500}`, []string{"SIGTERM", "SIGKILL"}, nil, 1500 * time.Millisecond, []string{commands.LevelInfo, commands.LevelWarn}, ""},
 		{"max grace", `{"worker_id":"w1","grace_ms":60000}`, []string{"SIGTERM"}, nil, time.Minute, []string{commands.LevelInfo}, ""},
+		{"windows: CTRL_BREAK heeded", `{"worker_id":"w1","grace_ms":1500}`, []string{"CTRL_BREAK"}, nil, 1500 * time.Millisecond, []string{commands.LevelInfo}, ""},
+		{"windows: then TERMINATE", `{"worker_id":"w1","grace_ms":1500}`, []string{"CTRL_BREAK", "TERMINATE"}, nil, 1500 * time.Millisecond, []string{commands.LevelInfo, commands.LevelWarn}, ""},
 		{"not found", `{"worker_id":"w1"}`, nil, fmt.Errorf("find w1: %w", spawner.ErrWorkerNotFound), 5 * time.Second, nil, commands.CodeNotFound},
 		{"other error", `{"worker_id":"w1"}`, nil, errors.New("permission denied"), 5 * time.Second, nil, commands.CodeInternal},
 	}

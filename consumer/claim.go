@@ -10,12 +10,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // ClaimBucket is the JetStream key-value bucket that holds one key per
@@ -284,5 +284,6 @@ func gone(o claimant) bool {
 	if o.BootID == "" || o.BootID != bootID() || o.PID <= 0 {
 		return false
 	}
-	return errors.Is(syscall.Kill(o.PID, 0), syscall.ESRCH)
+	exists, err := process.PidExists(int32(o.PID))
+	return err == nil && !exists
 }

@@ -96,6 +96,9 @@ type DeviceProbe struct {
 	NumCPU int
 	// LookupEnv overrides os.LookupEnv (for CUDA_VISIBLE_DEVICES).
 	LookupEnv func(string) (string, bool)
+	// SystemProfiler is the command that describes macOS's GPUs (see
+	// metal.go); empty: system_profiler, asked only on macOS itself.
+	SystemProfiler string
 }
 
 func (p DeviceProbe) goos() string {
@@ -114,7 +117,7 @@ func (p DeviceProbe) Check(d Device) error {
 		if goos != "darwin" {
 			return fmt.Errorf("%w: metal needs macOS, this host runs %s", ErrDeviceUnavailable, goos)
 		}
-		return nil
+		return p.checkMetal()
 	case CPU:
 		n := p.NumCPU
 		if n == 0 {
@@ -305,9 +308,4 @@ func ResolveBinary(name string, dirs []string) (string, error) {
 		where = strings.Join(dirs, ", ") + " and " + where
 	}
 	return "", fmt.Errorf("%w: no executable %s in %s", ErrBinaryNotFound, name, where)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }

@@ -122,3 +122,8 @@ func (m marker) apply(w *Worker) {
 	w.Restarts, _ = strconv.Atoi(m[envRestarts])
 	w.QueenURL = m[envQueen]
 }
+
+// is reports whether m is the marker of worker id worker of hive hive.
+func (m marker) is(hive, worker string) bool {
+	return m != nil && m.hive() == hive && m.worker() == worker
+}

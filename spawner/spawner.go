@@ -187,12 +187,12 @@ func New(cfg Config) (*Spawner, error) {
 }
 
 // Containment is how this Spawner holds a worker's processes together:
-// "cgroup" or "process-group".
+// "cgroup" or "process-group" (Unix), "job-object" (Windows).
 func (s *Spawner) Containment() string {
 	if s.cg.enabled() {
 		return ContainmentCgroup
 	}
-	return ContainmentProcessGroup
+	return defaultContainment
 }
 
 // HiveID is the hive this Spawner manages.

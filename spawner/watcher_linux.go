@@ -7,6 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// watchIdent is what x is known by in the epoll set: its pidfd.
+func watchIdent(x *watch) (int, bool) { return x.fd, x.fd >= 0 }
+
 func epollCreate() (int, error) { return unix.EpollCreate1(unix.EPOLL_CLOEXEC) }
 
 func epollAdd(epfd, fd int) error {

@@ -1,8 +1,10 @@
-//go:build unix && !linux
+//go:build unix && !linux && !darwin
 
 package spawner
 
 import "syscall"
+
+func watchIdent(*watch) (int, bool) { return -1, false }
 
 func epollCreate() (int, error)  { return -1, syscall.ENOSYS }
 func epollAdd(int, int) error    { return syscall.ENOSYS }

@@ -226,27 +226,6 @@ func hiveIDFromHost(h string) string {
 	return string(b)
 }
 
-// defaultJetStreamDir is $XDG_STATE_HOME/hive-agent/jetstream, or
-// ~/.local/state/hive-agent/jetstream, beside the default log directory.
-func defaultJetStreamDir() string {
-	if d := defaultLogDir(); d != "" {
-		return filepath.Join(filepath.Dir(d), "jetstream")
-	}
-	return ""
-}
-
-// defaultLogDir is $XDG_STATE_HOME/hive-agent/logs, or ~/.local/state/hive-agent/logs.
-func defaultLogDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "hive-agent", "logs")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".local", "state", "hive-agent", "logs")
-}
-
 // checkDomain checks a --jetstream-domain (HIVE_JETSTREAM_DOMAIN): empty,
 // or a subject token (it becomes part of $JS.<domain>.API and of the
 // subjects results are stored through).

@@ -314,6 +314,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cons.Start(ctx); err != nil {
 		claim.Release()
 		nc.Close()
+		if ctx.Err() != nil { // stopped while starting (e.g. the intake): not a failure
+			log.Info("stopped before serving", "err", err)
+			return nil
+		}
 		return err
 	}
 	// Workers of an earlier run are watched like our own: their exits are

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command hive-bench measures the agent against what the operating system
 // and NATS cost anyway: it builds the agent and the test worker, starts the
 // agent with its embedded NATS server, and prints, in one run, each floor

@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +28,9 @@ var WorkerBinaries = []string{"cpu-llm-worker-rbee", "cuda-llm-worker-rbee", "me
 // BuildWorker builds internal/testworker into dir under every worker binary
 // name and returns dir. Call it from TestMain.
 func BuildWorker(dir string) error {
+	if runtime.GOOS == "windows" {
+		return copyPrebuiltWorker(dir)
+	}
 	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "..", "testworker")
 	first := filepath.Join(dir, WorkerBinaries[0])
@@ -184,7 +186,7 @@ func NoLeftovers(t testing.TB, hive string) {
 	t.Cleanup(func() {
 		if pids := Marked(hive); len(pids) > 0 {
 			for _, pid := range pids {
-				syscall.Kill(pid, syscall.SIGKILL)
+				killHard(pid)
 			}
 			t.Errorf("processes of hive %s left running after the test: %v", hive, pids)
 		}
@@ -195,7 +197,7 @@ func NoLeftovers(t testing.TB, hive string) {
 // workers running on purpose.
 func Stop(hive string) {
 	for _, pid := range Marked(hive) {
-		syscall.Kill(pid, syscall.SIGKILL)
+		killHard(pid)
 	}
 	for _, pid := range Marked(hive) {
 		WaitGone(pid, 5*time.Second)
@@ -224,22 +226,6 @@ func Environ(pid int) map[string]string {
 		}
 	}
 	return m
-}
-
-// GroupMembers returns the pids of live processes in process group pgid.
-func GroupMembers(pgid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if g, err := syscall.Getpgid(pid); err == nil && g == pgid && Alive(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // Main is a package's TestMain: it builds the test worker into a fresh

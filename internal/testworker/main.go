@@ -25,6 +25,10 @@
 // catalog can pass both.
 //
 // e.g. --model "test/model@ignore-term,fork".
+//
+// On Windows, where there is no SIGTERM, CTRL_BREAK (and CTRL_C) take its
+// place, "escape" starts the child in a new process group (it cannot leave
+// the worker's job object), and pgid is printed as -1.
 package main
 
 import (
@@ -38,7 +42,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -96,7 +99,7 @@ func main() {
 	if _, ok := opts["ignore-term"]; ok {
 		// Caught rather than ignored, so each one shows in the log.
 		ignored := make(chan os.Signal, 1)
-		signal.Notify(ignored, syscall.SIGTERM)
+		signal.Notify(ignored, stopSignals...)
 		go func() {
 			for range ignored {
 				fmt.Println("testworker: ignored SIGTERM")
@@ -104,7 +107,7 @@ func main() {
 		}()
 		fmt.Println("testworker: ignoring SIGTERM")
 	} else {
-		signal.Notify(sigs, syscall.SIGTERM)
+		signal.Notify(sigs, stopSignals...)
 	}
 	for _, mode := range []string{"fork", "fork-ignore-term", "escape", "escape-clean", "escape-cgroup"} {
 		if _, ok := opts[mode]; ok {
@@ -118,7 +121,7 @@ func main() {
 			c := exec.Command(os.Args[0], "child", arg)
 			c.Stdout, c.Stderr = os.Stdout, os.Stderr
 			if mode == "escape" || mode == "escape-clean" || mode == "escape-cgroup" {
-				c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+				c.SysProcAttr = detached()
 			}
 			if mode == "escape-clean" {
 				c.Env = []string{}
@@ -210,7 +213,7 @@ func options(model string) map[string]string {
 func child(arg string) {
 	switch arg {
 	case "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
+		signal.Ignore(stopSignals...)
 	case "escape-cgroup":
 		root, err := cgroup2Root()
 		if err == nil {
@@ -223,7 +226,7 @@ func child(arg string) {
 		own, _ := os.ReadFile("/proc/self/cgroup")
 		fmt.Printf("testworker child left its cgroup for %s (now %s)\n", root, strings.TrimSpace(string(own)))
 	}
-	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), syscall.Getpgrp())
+	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), pgrp())
 	for {
 		time.Sleep(time.Hour)
 	}

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command nvidia-smi is a fake of NVIDIA's for hive-agent's tests (see
 // package fakesmi): it answers -L, --query-gpu and --query-compute-apps
 // from state.json beside itself, and logs each call to state.json.calls.

@@ -72,23 +72,10 @@ func atoi(b []byte) int {
 	return n
 }
 
-// readMarker returns the marker in pid's environment, or nil.
-func readMarker(pid int) marker {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil || len(b) == 0 {
-		return nil
-	}
-	return parseMarker(splitEnv(b))
-}
-
-func splitEnv(b []byte) []string {
-	var env []string
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if len(kv) > 0 {
-			env = append(env, string(kv))
-		}
-	}
-	return env
+// readEnviron returns pid's environment as the kernel shows it: NUL
+// separated, empty right after an exec.
+func readEnviron(pid int) ([]byte, error) {
+	return os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 }
 
 // sameUser reports whether pid runs as uid. /proc/<pid> belongs to the
@@ -121,9 +108,4 @@ func allPids() ([]int, error) {
 		}
 	}
 	return pids, nil
-}
-
-// is reports whether m is the marker of worker id worker of hive hive.
-func (m marker) is(hive, worker string) bool {
-	return m != nil && m.hive() == hive && m.worker() == worker
 }

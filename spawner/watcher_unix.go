@@ -1,3 +1,5 @@
+//go:build unix
+
 package spawner
 
 import (
@@ -18,7 +20,8 @@ type watch struct {
 }
 
 // watcher waits for the exits of every worker of every Spawner in this
-// process with one goroutine: pidfds in one epoll set, so that watching a
+// process with one goroutine: pidfds in one epoll set on Linux, pids in one
+// kqueue (EVFILT_PROC, NOTE_EXIT) on macOS, so that watching a
 // hundred workers costs one blocked thread rather than a hundred (a
 // cmd.Wait per worker blocks a thread each). Processes without a pidfd
 // (kernels before 5.3, seccomp profiles that deny pidfd_open) are polled
@@ -47,15 +50,15 @@ var processWatcher = sync.OnceValue(func() *watcher {
 // add starts watching x. Its fire runs even when the process has already
 // exited.
 func (w *watcher) add(x *watch) {
-	if x.fd >= 0 && w.epfd >= 0 {
+	if id, ok := watchIdent(x); ok && w.epfd >= 0 {
 		w.mu.Lock()
-		w.byFD[int32(x.fd)] = x
+		w.byFD[int32(id)] = x
 		w.mu.Unlock()
-		if err := epollAdd(w.epfd, x.fd); err == nil {
+		if err := epollAdd(w.epfd, id); err == nil {
 			return
 		}
 		w.mu.Lock()
-		delete(w.byFD, int32(x.fd))
+		delete(w.byFD, int32(id))
 		w.mu.Unlock()
 	}
 	if x.gone == nil {
@@ -88,7 +91,9 @@ func (w *watcher) loop() {
 			}
 			// Out of the set before the number can be reused by a later open.
 			epollDel(w.epfd, int(fd))
-			closeFD(int(fd))
+			if x.fd >= 0 {
+				closeFD(x.fd)
+			}
 			go x.fire()
 		}
 	}
