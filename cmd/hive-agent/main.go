@@ -22,7 +22,6 @@ import (
 	"github.com/lmittmann/tint"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive-agent/commands"
 	"github.com/rbee/hive-agent/consumer"
@@ -209,7 +208,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if cfg.JetStream != "off" {
 			storeDir = cfg.JetStreamDir
 		}
-		s, err := startEmbedded(cfg.NATSListen, storeDir)
+		s, err := startEmbedded(cfg.NATSListen, storeDir, cfg.JetStreamDomain)
 		if err != nil {
 			return err
 		}
@@ -399,7 +398,7 @@ func jetStreamConfig(nc *nats.Conn, cfg Config) (*consumer.JetStreamConfig, erro
 	if cfg.JetStream == "off" {
 		return nil, nil
 	}
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg.JetStreamDomain)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -413,7 +412,7 @@ func jetStreamConfig(nc *nats.Conn, cfg Config) (*consumer.JetStreamConfig, erro
 
 // startEmbedded starts the embedded NATS server; with storeDir set it has
 // JetStream, storing there, so durable intake works out of the box.
-func startEmbedded(listen, storeDir string) (*server.Server, error) {
+func startEmbedded(listen, storeDir, domain string) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen %q: %w", listen, err)
@@ -434,7 +433,7 @@ func startEmbedded(listen, storeDir string) (*server.Server, error) {
 		if err := os.MkdirAll(storeDir, 0o700); err != nil {
 			return nil, fmt.Errorf("jetstream dir: %w", err)
 		}
-		opts.JetStream, opts.StoreDir = true, storeDir
+		opts.JetStream, opts.StoreDir, opts.JetStreamDomain = true, storeDir, domain
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
