@@ -149,7 +149,7 @@ func (a *Agent) start(ctx context.Context) (string, error) {
 		if cfg.JetStream != JetStreamOff {
 			storeDir = cfg.JetStreamDir
 		}
-		s, err := startEmbedded(cfg.NATSListen, storeDir)
+		s, err := startEmbedded(cfg.NATSListen, storeDir, cfg.JetStreamDomain)
 		if err != nil {
 			return "", err
 		}

@@ -47,6 +47,9 @@ type Config struct {
 	JetStream       string
 	JetStreamCreate bool
 	JetStreamDir    string
+	// JetStreamDomain is the domain of the agent's streams (a leaf node's
+	// own, docs/topology.md); empty: the server's.
+	JetStreamDomain string
 	JobsMaxAge      time.Duration
 	IntakeAckWait   time.Duration
 

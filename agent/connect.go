@@ -19,7 +19,7 @@ import (
 
 // startEmbedded starts the embedded NATS server; with storeDir set it has
 // JetStream, storing there, so durable intake works out of the box.
-func startEmbedded(listen, storeDir string) (*server.Server, error) {
+func startEmbedded(listen, storeDir, domain string) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen %q: %w", listen, err)
@@ -40,7 +40,7 @@ func startEmbedded(listen, storeDir string) (*server.Server, error) {
 		if err := os.MkdirAll(storeDir, 0o700); err != nil {
 			return nil, fmt.Errorf("jetstream dir: %w", err)
 		}
-		opts.JetStream, opts.StoreDir = true, storeDir
+		opts.JetStream, opts.StoreDir, opts.JetStreamDomain = true, storeDir, domain
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -111,6 +111,9 @@ func (a *Agent) jetStream() (*consumer.JetStreamConfig, error) {
 		return nil, nil
 	}
 	js, err := jetstream.New(a.nc)
+	if cfg.JetStreamDomain != "" {
+		js, err = jetstream.NewWithDomain(a.nc, cfg.JetStreamDomain)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

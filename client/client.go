@@ -62,6 +62,7 @@ type Client struct {
 	quiet        time.Duration
 	pollInterval time.Duration
 	perms        *permWatch
+	domain       string
 }
 
 // Conn is the connection the client talks over.
@@ -78,6 +79,11 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 // agent answered before it takes the set of agents as complete
 // (DefaultDiscoveryQuiet).
 func WithDiscoveryQuiet(d time.Duration) Option { return func(c *Client) { c.quiet = d } }
+
+// WithJetStreamDomain makes the calls that read streams (StoredJob, Events,
+// WatchJob, the stale hives of Fleet) use JetStream domain d, e.g. a leaf
+// node's, instead of the server's own (docs/topology.md).
+func WithJetStreamDomain(d string) Option { return func(c *Client) { c.domain = d } }
 
 // WithPollInterval sets how often Follow asks for new log bytes
 // (DefaultPollInterval).

@@ -76,7 +76,7 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, onEvent func(HiveE
 }
 
 func (c *Client) replayEvents(ctx context.Context, filter string, since time.Time, follow bool, onEvent func(HiveEvent)) error {
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetStream()
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

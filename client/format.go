@@ -86,14 +86,29 @@ func WriteTable(w io.Writer, workers []Worker) error {
 // devices, workers, commands in flight (of the limit), uptime.
 func WriteHives(w io.Writer, hives []HiveInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HIVE\tVERSION\tHOST\tDEVICES\tWORKERS\tIN FLIGHT\tUPTIME")
+	stale := slices.ContainsFunc(hives, func(h HiveInfo) bool { return h.Stale })
+	head := "HIVE\tVERSION\tHOST\tDEVICES\tWORKERS\tIN FLIGHT\tUPTIME"
+	if stale {
+		head += "\tSEEN"
+	}
+	fmt.Fprintln(tw, head)
 	for _, h := range hives {
 		workers := strconv.Itoa(h.Workers)
 		if h.Workers < 0 {
 			workers = "?"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", h.HiveID, h.Version, dash(h.Host),
+		if h.Stale {
+			ago := time.Since(h.LastSeen).Round(time.Second)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%d/-\t-\tSTALE: last seen %s (%s ago)\n", h.HiveID, workers, h.InFlight,
+				h.LastSeen.UTC().Format(time.RFC3339), HumanDuration(ago))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s", h.HiveID, h.Version, dash(h.Host),
 			dash(strings.Join(h.Devices, ",")), workers, h.InFlight, h.MaxInFlight, HumanDuration(h.Uptime()))
+		if stale {
+			fmt.Fprint(tw, "\tnow")
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

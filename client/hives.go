@@ -42,6 +42,11 @@ type HiveInfo struct {
 	MaxInFlight int       `json:"max_in_flight"`
 	Started     time.Time `json:"started,omitzero"`
 	UptimeMS    int64     `json:"uptime_ms"`
+	// Stale: the agent does not answer now; LastSeen is when HIVE_EVENTS
+	// stored its last heartbeat (Fleet only), which Workers and InFlight
+	// come from.
+	Stale    bool      `json:"stale,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 	// Error says what could not be read, when something could not.
 	Error    string            `json:"error,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`

@@ -30,7 +30,7 @@ func (c *Client) StoredJob(ctx context.Context, jobID string) (events []Event, r
 	}
 	ctx, cancel := bound(ctx, c.timeout)
 	defer cancel()
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetStream()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,7 +93,7 @@ func (c *Client) WatchJob(ctx context.Context, jobID string, onEvent func(Event)
 	}
 	ctx, cancel := bound(ctx, max(c.timeout, DefaultReadyTimeout))
 	defer cancel()
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetStream()
 	if err != nil {
 		return zero, err
 	}
@@ -130,4 +130,12 @@ func jobSubjects(jobID string) (narr, res string, err error) {
 	}
 	res, _ = subjects.JobResult(jobID)
 	return narr, res, nil
+}
+
+// jetStream is a JetStream context in the client's domain (WithJetStreamDomain).
+func (c *Client) jetStream() (jetstream.JetStream, error) {
+	if c.domain == "" {
+		return jetstream.New(c.nc)
+	}
+	return jetstream.NewWithDomain(c.nc, c.domain)
 }

@@ -77,6 +77,10 @@ func (c *Claim) createKey(ctx context.Context) error {
 		}
 		var o claimant
 		json.Unmarshal(e.Value(), &o)
+		if c.isMe(o) { // a create that went through though its answer was lost
+			c.setKey(kv, e.Revision())
+			return nil
+		}
 		if gone(o) {
 			cctx, cancel := context.WithTimeout(ctx, kvTimeout)
 			rev, err := kv.Update(cctx, key, body, e.Revision())
@@ -167,6 +171,12 @@ func (c *Claim) renewKey() {
 	if e, gerr := kv.Get(ctx, key); gerr == nil {
 		var o claimant
 		if json.Unmarshal(e.Value(), &o) == nil {
+			if c.isMe(o) {
+				// An earlier renewal went through though its answer was
+				// lost (a reconnect in between): the key is still ours.
+				c.setKey(kv, e.Revision())
+				return
+			}
 			holder = o.String()
 		}
 	}
@@ -188,4 +198,11 @@ func (c *Claim) releaseKey() {
 	if err := kv.Delete(ctx, c.cfg.HiveID, jetstream.LastRevision(rev)); err != nil {
 		c.log.Warn("release the hive claim; it lapses after the lease", "lease", c.cfg.Lease, "err", err)
 	}
+}
+
+// isMe reports whether o is this agent's own claim.
+func (c *Claim) isMe(o claimant) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return o.Instance != "" && o.Instance == c.me.Instance
 }

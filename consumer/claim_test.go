@@ -224,3 +224,53 @@ func TestClaim_DeadHolderOfThisHostTakenOver(t *testing.T) {
 		c.Release()
 	})
 }
+
+// A renewal whose answer was lost (the agent reconnected in between) still
+// moved the key on: the next renewal finds the key changed, by itself. The
+// agent must keep its claim, not stop naming its own pid (seen after a
+// 5 s server outage).
+func TestClaim_OwnLostRenewalKeepsTheClaim(t *testing.T) {
+	s := testenv.NATSWith(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc := claimConn(t, s.ClientURL())
+	hive := testenv.HiveID(t)
+	const lease = 2 * time.Second
+	c, err := consumer.AcquireClaim(t.Context(), nc, claimCfg(t, nc, hive, true, lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(t.Context(), consumer.ClaimBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(t.Context(), hive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent's own body, written once more behind its back.
+	bumped, err := kv.Update(t.Context(), hive, e.Value(), e.Revision())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait for a renewal on top of it.
+	for deadline := time.Now().Add(5 * lease); ; {
+		if e, err := kv.Get(t.Context(), hive); err == nil && e.Revision() > bumped {
+			break
+		}
+		select {
+		case err := <-c.Lost():
+			t.Fatalf("claim lost after its own renewal: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never renewed its key again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-c.Lost():
+		t.Fatalf("claim lost after its own renewal: %v", err)
+	default:
+	}
+}

@@ -64,6 +64,9 @@ type Config struct {
 	// full, new commands answer busy until it drains. Default
 	// DefaultRepublishMaxBytes.
 	RepublishMaxBytes int
+	// HeartbeatInterval is how often the heartbeat event is published
+	// (DefaultHeartbeatInterval).
+	HeartbeatInterval time.Duration
 	// Metadata is added to the service's metadata (hive_id, version, host
 	// and pid are always there), e.g. the devices and worker types, which
 	// `hive-agent hives` shows.
@@ -98,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RepublishMaxBytes == 0 {
 		c.RepublishMaxBytes = DefaultRepublishMaxBytes
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.JetStream != nil {
 		c.JetStream.Streams.setDefaults()
@@ -152,6 +158,7 @@ type Consumer struct {
 	instance atomic.Pointer[string]
 	out      *outbox
 	intake   *intake // nil without JetStream
+	beat     *heartbeat
 	// liveIntake is intake for the spawner's callbacks, set once it runs.
 	liveIntake atomic.Pointer[intake]
 
@@ -246,6 +253,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	c.startHeartbeat()
 	return nil
 }
 
@@ -329,6 +337,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop catch-all subscription: %w", err))
 		}
 	}
+	c.stopHeartbeat()
 	c.svcMu.Lock()
 	if c.svc != nil {
 		if err := c.svc.Stop(); err != nil {

@@ -35,7 +35,16 @@ var _ storer = (*jobStore)(nil)
 // after a reconnect is not stored twice) and reports on stored whether
 // HIVE_JOBS acknowledged it.
 func (s *jobStore) publishAsync(msg *nats.Msg) (<-chan bool, error) {
-	f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(msg)), jetstream.WithExpectStream(JobsStream))
+	id := msgID(msg)
+	if p := s.prefix(); p != "" {
+		// Fleet layout: live listeners get it here, the domain's stream
+		// stores the copy.
+		if err := s.js.Conn().PublishMsg(msg); err != nil {
+			return nil, err
+		}
+		msg = storedCopy(msg, p)
+	}
+	f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(JobsStream))
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +79,14 @@ var errNotStored = errors.New("HIVE_JOBS kept refusing the result")
 // connected (an error wrapping errNotStored and the last refusal).
 func (s *jobStore) store(ctx context.Context, msg *nats.Msg) error {
 	id := msgID(msg)
+	if p := s.prefix(); p != "" {
+		// Fleet layout: published once for live listeners (a listener
+		// that misses it reads the stored copy), stored through the copy.
+		if err := s.js.Conn().PublishMsg(msg); err != nil {
+			s.log.Warn("publish result", "subject", msg.Subject, "err", err)
+		}
+		msg = storedCopy(msg, p)
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
 	attempt, refused := 0, 0
@@ -93,6 +110,20 @@ func (s *jobStore) store(ctx context.Context, msg *nats.Msg) error {
 	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
 		s.log.Warn("storing the result in "+JobsStream+" failed; retrying", "subject", msg.Subject, "attempt", attempt, "next_in", next.Round(time.Millisecond), "err", err)
 	})
+}
+
+// prefix is what goes before a job subject to have it stored (fleet.go).
+func (s *jobStore) prefix() string { return storePrefix(s.stream.CachedInfo().Config) }
+
+// mirror publishes, in the fleet layout, the copy of a plainly published
+// message (narration, a result published again) that the domain's
+// HIVE_JOBS stores; without a domain the stream captured it already.
+func (s *jobStore) mirror(msg *nats.Msg) {
+	if p := s.prefix(); p != "" {
+		if err := s.js.Conn().PublishMsg(storedCopy(msg, p)); err != nil {
+			s.log.Warn("publish stored copy", "subject", p+msg.Subject, "err", err)
+		}
+	}
 }
 
 // msgID is the message's Nats-Msg-Id, set once so retries share it.

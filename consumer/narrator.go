@@ -65,6 +65,7 @@ func (js *jobs) release(j *job) {
 // narrator publishes the events of one command on its job's subject.
 type narrator struct {
 	nc        *nats.Conn
+	out       *outbox // stores the events in the fleet layout (fleet.go)
 	log       *slog.Logger
 	hiveID    string
 	commandID string
@@ -75,7 +76,7 @@ var _ commands.Narrator = (*narrator)(nil)
 
 // narrator returns the narrator of one command (or worker) on job j.
 func (c *Consumer) narrator(j *job, commandID string) *narrator {
-	return &narrator{nc: c.nc, log: c.log, hiveID: c.cfg.HiveID, commandID: commandID, job: j}
+	return &narrator{nc: c.nc, out: c.out, log: c.log, hiveID: c.cfg.HiveID, commandID: commandID, job: j}
 }
 
 // Narrate publishes one progress event.
@@ -98,6 +99,9 @@ func (n *narrator) publish(e wire.Event) {
 	body, err := json.Marshal(e)
 	if err == nil {
 		err = n.nc.Publish(subj, body)
+	}
+	if err == nil && n.out != nil {
+		n.out.mirror(&nats.Msg{Subject: subj, Data: body})
 	}
 	if err != nil {
 		n.log.Warn("publish narration", "subject", subj, "action", e.Action, "err", err)

@@ -3,6 +3,7 @@ package consumer
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,9 @@ type outbox struct {
 // storer publishes a message and reports, later, whether a stream stored it.
 type storer interface {
 	publishAsync(msg *nats.Msg) (stored <-chan bool, err error)
+	// mirror publishes what stores a plainly published job message, where
+	// the stream does not capture it by its subject (fleet.go).
+	mirror(msg *nats.Msg)
 }
 
 // sent is one kept message.
@@ -114,6 +118,17 @@ func (o *outbox) publishResult(msg *nats.Msg) (*sent, error) {
 	return e, err
 }
 
+// mirror has a plainly published job message stored, when a store is
+// set and its stream does not capture job subjects itself.
+func (o *outbox) mirror(msg *nats.Msg) {
+	o.mu.Lock()
+	st := o.store
+	o.mu.Unlock()
+	if st != nil && strings.HasPrefix(msg.Subject, "job.") {
+		st.mirror(msg)
+	}
+}
+
 // setStore turns acknowledged result publishing on (or off with nil).
 func (o *outbox) setStore(s storer) {
 	o.mu.Lock()
@@ -166,6 +181,9 @@ func (o *outbox) reconnected(now time.Time) int {
 	o.mu.Unlock()
 	for _, e := range again {
 		err := o.nc.PublishMsg(e.msg)
+		if err == nil {
+			o.mirror(e.msg)
+		}
 		o.mu.Lock()
 		// Kept with a fresh time: this copy may be lost with the next connection too.
 		e.at, e.failed = time.Now(), err != nil

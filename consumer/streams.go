@@ -145,6 +145,9 @@ type SetupReport struct {
 	// Warnings are differences from the wanted configuration that the
 	// agent works with, e.g. a shorter max age; never changed here.
 	Warnings []string
+	// Domain is the JetStream domain the streams live in ("" without
+	// one); with one, the streams have the fleet layout (fleet.go).
+	Domain string `json:",omitempty"`
 }
 
 // ErrConflict means an existing stream or consumer is configured so that
@@ -168,17 +171,28 @@ func SetupStreams(ctx context.Context, js jetstream.JetStream, hiveID string, cf
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	if _, err := js.AccountInfo(ctx); err != nil {
+	ai, err := js.AccountInfo(ctx)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return rep, fmt.Errorf("%w: %w", ErrNoJetStream, err)
 		}
 		return rep, fmt.Errorf("jetstream account info: %w", err)
 	}
+	rep.Domain = ai.Domain
 	var errs []error
-	for _, want := range []jetstream.StreamConfig{cfg.intake(), cfg.jobs(), cfg.events()} {
-		if err := ensureStream(ctx, js, want, create, &rep); err != nil {
-			errs = append(errs, err)
+	if ai.Domain == "" {
+		for _, want := range []jetstream.StreamConfig{cfg.intake(), cfg.jobs()} {
+			if err := ensureStream(ctx, js, want, create, &rep); err != nil {
+				errs = append(errs, err)
+			}
 		}
+	} else {
+		errs = append(errs, ensureFleetStreams(ctx, js, ai.Domain, hiveID, cfg, create, &rep))
+	}
+	// HIVE_EVENTS captures every hive's events in every domain: a log of
+	// what happened, which replaying starts nothing (docs/topology.md).
+	if err := ensureStream(ctx, js, cfg.events(), create, &rep); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return rep, err

@@ -184,3 +184,18 @@ type GPUTainted struct {
 	PIDs     []int  `json:"pids"`
 	UsedMiB  int64  `json:"used_mib"`
 }
+
+// HeartbeatEvent is published on hive.<hive_id>.events.agent.heartbeat
+// every heartbeat interval (10 s by default) while the agent serves. Stored in
+// HIVE_EVENTS, the last one of each hive says when it was last seen, so
+// that `hive-agent hives` shows a hive that stopped answering as stale.
+type HeartbeatEvent struct {
+	HiveID string `json:"hive_id"`
+	// Instance is the agent's micro service id.
+	Instance string `json:"instance"`
+	// Workers is how many workers the hive lists (-1 when the process
+	// table could not be read).
+	Workers  int  `json:"workers"`
+	InFlight int  `json:"in_flight"`
+	Draining bool `json:"draining"`
+}

@@ -96,7 +96,11 @@ func runClient(name string, cc clientCommand, stdout, stderr io.Writer) int {
 	defer nc.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c := client.New(nc, client.WithTimeout(f.timeout()))
+	copts := []client.Option{client.WithTimeout(f.timeout())}
+	if d, ok := cc.(interface{ domain() string }); ok {
+		copts = append(copts, client.WithJetStreamDomain(d.domain()))
+	}
+	c := client.New(nc, copts...)
 	return o.exit(ctx, cc.run(ctx, o, c))
 }
 

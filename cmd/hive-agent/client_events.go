@@ -15,12 +15,17 @@ type eventsCmd struct {
 	All         bool          `name:"all" help:"Every hive's events; it wins over --hive and HIVE_ID."`
 	Since       time.Duration `name:"since" help:"Replay the events of this last while from stream HIVE_EVENTS first (e.g. 1h)."`
 	Follow      bool          `name:"follow" short:"f" help:"Keep printing new events until Ctrl-C (always so without --since)."`
+	Heartbeats  bool          `name:"heartbeats" help:"Also print the agents' heartbeats (agent.heartbeat, every 10 s per agent)."`
+	domainFlag  `embed:""`
 	clientFlags `embed:""`
 }
 
 func (e *eventsCmd) check() error {
 	if e.Since < 0 {
 		return usagef("--since %v: want a positive duration such as 30m", e.Since)
+	}
+	if err := checkDomain(e.JetStreamDomain); err != nil {
+		return usagef("%v", err)
 	}
 	if e.Hive != "" && !e.All {
 		return checkToken("--hive", e.Hive)
@@ -35,6 +40,9 @@ func (e *eventsCmd) run(ctx context.Context, o *output, c *client.Client) error 
 	}
 	enc := json.NewEncoder(o.stdout)
 	return c.Events(ctx, opts, func(ev client.HiveEvent) {
+		if ev.Kind == "agent.heartbeat" && !e.Heartbeats {
+			return
+		}
 		if e.JSON {
 			enc.Encode(ev)
 			return

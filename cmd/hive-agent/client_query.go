@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/rbee/hive-agent/client"
 )
@@ -120,14 +122,27 @@ func (g *getCmd) run(ctx context.Context, o *output, c *client.Client) error {
 
 // hivesCmd is `hive-agent hives`: every agent on the NATS system.
 type hivesCmd struct {
+	Stale       time.Duration `name:"stale" default:"1h" help:"Also list the hives whose heartbeat HIVE_EVENTS stored within this window and that do not answer now, marked stale."`
+	domainFlag  `embed:""`
 	clientFlags `embed:""`
 	GPUs        bool `name:"gpus" help:"One row per GPU: memory total, used and free, and whether it is tainted."`
 }
 
-func (h *hivesCmd) check() error { return nil }
+func (h *hivesCmd) check() error {
+	if h.Stale <= 0 {
+		return usagef("--stale %v: want a positive duration such as 30m or 24h", h.Stale)
+	}
+	if err := checkDomain(h.JetStreamDomain); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
 
 func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
-	hives, err := c.Hives(ctx)
+	hives, hidden, err := c.Fleet(ctx, h.Stale)
+	if hidden != nil {
+		fmt.Fprintf(o.stderr, "note: only the agents that answer now are listed; hives that stopped answering cannot be shown (%v)\n", hidden)
+	}
 	if emptyFleet(o, err) {
 		hives, err = []client.HiveInfo{}, nil
 	}
@@ -150,6 +165,10 @@ func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return err
 	}
 	code := exitOK
+	if !slices.ContainsFunc(hives, func(h client.HiveInfo) bool { return !h.Stale }) {
+		o.errorf("no agent answers now; %d hive(s) seen within %s are stale", len(hives), h.Stale)
+		code = exitNoAgent
+	}
 	for _, hi := range hives {
 		if hi.Error != "" {
 			o.errorf("hive %s (%s): %s", hi.HiveID, hi.Instance, hi.Error)

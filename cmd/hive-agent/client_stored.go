@@ -20,10 +20,16 @@ import (
 type jobCmd struct {
 	JobID       string `arg:"" name:"job_id" help:"The job id (as sent, or as a reply or narration named it)."`
 	Follow      bool   `name:"follow" short:"f" help:"Wait for the result when the job has none yet (a command still queued or running)."`
+	domainFlag  `embed:""`
 	clientFlags `embed:""`
 }
 
-func (j *jobCmd) check() error { return checkToken("job_id", j.JobID) }
+func (j *jobCmd) check() error {
+	if err := checkDomain(j.JetStreamDomain); err != nil {
+		return usagef("%v", err)
+	}
+	return checkToken("job_id", j.JobID)
+}
 
 func (j *jobCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	var res client.Reply[json.RawMessage]
@@ -99,10 +105,14 @@ type setupCmd struct {
 	JobsMaxAge  time.Duration `name:"jobs-max-age" default:"24h" help:"How long HIVE_JOBS keeps narration and results."`
 	AckWait     time.Duration `name:"intake-ack-wait" default:"30s" help:"The intake consumer's ack wait."`
 	Replicas    int           `name:"replicas" default:"1" help:"Replicas of each stream (3 on a JetStream cluster that must survive the loss of a server)."`
+	domainFlag  `embed:""`
 	clientFlags `embed:""`
 }
 
 func (s *setupCmd) check() error {
+	if err := checkDomain(s.JetStreamDomain); err != nil {
+		return usagef("%v", err)
+	}
 	if s.Hive != "" {
 		return checkToken("--hive", s.Hive)
 	}
@@ -110,7 +120,7 @@ func (s *setupCmd) check() error {
 }
 
 func (s *setupCmd) run(ctx context.Context, o *output, c *client.Client) error {
-	js, err := jetstream.New(c.Conn())
+	js, err := newJetStream(c.Conn(), s.JetStreamDomain)
 	if err != nil {
 		return err
 	}
@@ -131,5 +141,21 @@ func (s *setupCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	if s.JSON {
 		return o.json(rep)
 	}
-	return o.fields("created", strings.Join(rep.Created, ", "), "existing", strings.Join(rep.Existing, ", "))
+	return o.fields("domain", rep.Domain, "created", strings.Join(rep.Created, ", "), "existing", strings.Join(rep.Existing, ", "))
+}
+
+// domainFlag is --jetstream-domain for the client commands that read or
+// make streams: the JetStream domain whose streams they use.
+type domainFlag struct {
+	JetStreamDomain string `name:"jetstream-domain" env:"HIVE_JETSTREAM_DOMAIN" help:"JetStream domain whose streams to use (a leaf node's; docs/topology.md); empty: the server's."`
+}
+
+func (f *domainFlag) domain() string { return f.JetStreamDomain }
+
+// newJetStream is a JetStream context in domain d ("" the server's own).
+func newJetStream(nc *nats.Conn, d string) (jetstream.JetStream, error) {
+	if d == "" {
+		return jetstream.New(nc)
+	}
+	return jetstream.NewWithDomain(nc, d)
 }

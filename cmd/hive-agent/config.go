@@ -43,6 +43,7 @@ type runCmd struct {
 
 	JetStream       string `name:"jetstream" env:"HIVE_JETSTREAM" default:"auto" enum:"auto,on,off" help:"Durable intake and stored results: auto (when the server has JetStream), on (exit 1 without it) or off."`
 	JetStreamCreate bool   `name:"jetstream-create" env:"HIVE_JETSTREAM_CREATE" default:"true" negatable:"" help:"Create the streams and the intake consumer when missing (--no-jetstream-create for accounts that may not)."`
+	JetStreamDomain string `name:"jetstream-domain" env:"HIVE_JETSTREAM_DOMAIN" help:"JetStream domain of the agent's streams (a leaf node's own; docs/topology.md); empty: the server's."`
 	JetStreamDir    string `name:"jetstream-dir" env:"HIVE_JETSTREAM_DIR" default:"${jetstream_dir}" help:"Where the embedded NATS server stores JetStream data (only without --nats-url)."`
 	JobsMaxAge      string `name:"jobs-max-age" env:"HIVE_JOBS_MAX_AGE" default:"24h" help:"How long stream HIVE_JOBS keeps narration and results (when it is created)."`
 	IntakeAckWait   string `name:"intake-ack-wait" env:"HIVE_INTAKE_ACK_WAIT" default:"30s" help:"How long an intake command may go unacknowledged before it is delivered again (when the consumer is created)."`
@@ -79,6 +80,8 @@ type Config struct {
 	// JetStream is auto, on or off; JetStreamCreate whether streams are created.
 	JetStream       string
 	JetStreamCreate bool
+	// JetStreamDomain is the domain of the agent's streams; "" the server's.
+	JetStreamDomain string
 	// JetStreamDir is the embedded server's store directory.
 	JetStreamDir  string
 	JobsMaxAge    time.Duration
@@ -98,9 +101,12 @@ func (r *runCmd) config() (Config, error) {
 	c := Config{
 		HiveID: r.HiveID, NATSListen: r.NATSListen, QueenURL: r.QueenURL, SpawnWait: r.SpawnWait,
 		LogFormat: r.LogFormat, LogLevel: r.LogLevel, MetricsListen: r.MetricsListen, Containment: r.Containment,
-		JetStream: r.JetStream, JetStreamCreate: r.JetStreamCreate,
+		JetStream: r.JetStream, JetStreamCreate: r.JetStreamCreate, JetStreamDomain: r.JetStreamDomain,
 	}
 	var errs []error
+	if err := checkDomain(r.JetStreamDomain); err != nil {
+		errs = append(errs, err)
+	}
 	nats, err := r.NATS.config()
 	if err != nil {
 		errs = append(errs, err)
@@ -219,4 +225,17 @@ func hiveIDFromHost(h string) string {
 		return "hive"
 	}
 	return string(b)
+}
+
+// checkDomain checks a --jetstream-domain (HIVE_JETSTREAM_DOMAIN): empty,
+// or a subject token (it becomes part of $JS.<domain>.API and of the
+// subjects results are stored through).
+func checkDomain(d string) error {
+	if d == "" {
+		return nil
+	}
+	if err := subjects.ValidToken(d); err != nil {
+		return fmt.Errorf("--jetstream-domain (HIVE_JETSTREAM_DOMAIN) %q: %w", d, err)
+	}
+	return nil
 }

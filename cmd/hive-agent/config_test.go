@@ -109,6 +109,8 @@ func TestConfig_RejectsBadValues(t *testing.T) {
 		want string
 	}{
 		{"hive id with a dot", []string{"--hive-id", "a.b"}, nil, "--hive-id"},
+		{"domain with a dot", []string{"--jetstream-domain", "a.b"}, nil, `--jetstream-domain (HIVE_JETSTREAM_DOMAIN) "a.b"`},
+		{"domain wildcard in env", nil, map[string]string{"HIVE_JETSTREAM_DOMAIN": "*"}, "HIVE_JETSTREAM_DOMAIN"},
 		{"port range reversed", []string{"--port-range", "9200-9100"}, nil, "--port-range"},
 		{"port range garbage", []string{"--port-range", "lots"}, nil, "--port-range"},
 		{"privileged ports", []string{"--port-range", "80-90"}, nil, "--port-range"},

@@ -202,7 +202,7 @@ func (c Config) agent(log *slog.Logger) agent.Config {
 		HiveID: c.HiveID, Version: agentVersion(), Logger: log,
 		NATSURL: c.NATS.URL, NATSListen: c.NATSListen, NATSOptions: c.NATS.opts,
 		PingInterval: c.NATS.PingInterval, MaxPingsOut: c.NATS.MaxPingsOut,
-		JetStream: c.JetStream, JetStreamCreate: c.JetStreamCreate, JetStreamDir: c.JetStreamDir,
+		JetStream: c.JetStream, JetStreamCreate: c.JetStreamCreate, JetStreamDir: c.JetStreamDir, JetStreamDomain: c.JetStreamDomain,
 		JobsMaxAge: c.JobsMaxAge, IntakeAckWait: c.IntakeAckWait,
 		WorkerDirs: c.WorkerDirs, LogDir: c.LogDir, PortMin: c.PortMin, PortMax: c.PortMax, Containment: c.Containment,
 		RestartBackoff: c.RestartBackoff, ExitedTTL: c.DayTwo.ExitedTTL,

@@ -105,6 +105,7 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 		{"get", "w1", "--hive", permHive},
 		{"logs", "w1", "--hive", permHive},
 		{"job", "perm-job-1"},
+		{"events", "--all", "--since", "1h"},
 	} {
 		if r := operator.cli(t, s, args...); r.code != 0 || (args[0] != "logs" && r.stdout == "") {
 			t.Errorf("operator-read: %s", r)
