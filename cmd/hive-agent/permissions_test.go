@@ -72,7 +72,7 @@ func (u permUser) cli(t *testing.T, s *server.Server, args ...string) cliRun {
 }
 
 // The agent under the hive set serves request/reply and the intake; the
-// queen may do everything; operator-read reads (ls, get, logs, hives, job)
+// queen may do everything; operator-read reads (ls, get, logs, hives, job, events)
 // and its spawn and stop are refused at once, naming the subject.
 func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	lockHive(t)
@@ -103,10 +103,15 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 		{"get", "w1", "--hive", permHive},
 		{"logs", "w1", "--hive", permHive},
 		{"job", "perm-job-1"},
+		{"events", "--hive", permHive, "--since", "10m"},
 	} {
 		if r := operator.cli(t, s, args...); r.code != 0 || (args[0] != "logs" && r.stdout == "") {
 			t.Errorf("operator-read: %s", r)
 		}
+	}
+	// The replay holds the spawn's started event.
+	if r := operator.cli(t, s, "events", "--hive", permHive, "--since", "10m"); !strings.Contains(r.stdout, "worker.started") {
+		t.Errorf("operator-read events --since: no worker.started line: %s", r)
 	}
 	// Refused at once (not after --timeout), naming the subject.
 	for _, tc := range []struct {
