@@ -120,11 +120,20 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	}{
 		{[]string{"spawn", "--hive", permHive, "--model", "m", "--device", "cpu", "--id", "w2"}, "hive." + permHive + ".worker.spawn"},
 		{[]string{"stop", "w1", "--hive", permHive}, "hive." + permHive + ".worker.delete"},
+		{[]string{"restart", "w1", "--hive", permHive}, "hive." + permHive + ".worker.restart"},
+		{[]string{"drain", "--hive", permHive}, "hive." + permHive + ".agent.drain"},
 	} {
 		r := operator.cli(t, s, append(tc.args, "--timeout", "1m")...)
 		wantCLI(t, r, 1, `error: permission denied: publish to "`+tc.subject+`"`)
 		if strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("want the one error line: %s", r)
+		}
+	}
+	// The queen drains and resumes the agent that runs under the hive set
+	// (its drain events and its service re-added with the new metadata).
+	for _, cmd := range []string{"drain", "resume"} {
+		if r := queen.cli(t, s, cmd, "--hive", permHive); r.code != 0 {
+			t.Errorf("queen %s: %s", cmd, r)
 		}
 	}
 	// The hive's own user cannot command it either.
