@@ -18,8 +18,8 @@ type catalogCheckCmd struct {
 	File string `arg:"" type:"path" help:"The catalog file (YAML)."`
 }
 
-// run prints the summary of a valid file on stdout (exit 0), or every
-// problem on stderr (exit 1). Exit 2 stays for bad command lines, so a
+// run prints the summary of a valid file on stdout (exit 0) and its
+// warnings on stderr, or every problem on stderr (exit 1). Exit 2 stays for bad command lines, so a
 // script can tell "the file is wrong" from "the check was called wrong".
 func (c *catalogCheckCmd) run(stdout, stderr io.Writer) int {
 	cat, err := catalog.Load(c.File)
@@ -28,5 +28,8 @@ func (c *catalogCheckCmd) run(stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	fmt.Fprint(stdout, cat.Summary())
+	for _, w := range cat.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	return exitOK
 }
