@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,13 @@ type eventBody struct {
 	Workers     []Worker `json:"workers"`
 	StopWorkers bool     `json:"stop_workers"`
 	DeadlineMS  int64    `json:"deadline_ms"`
+	MaxRestarts int      `json:"max_restarts"`
+	Device      string   `json:"device"`
+	UUID        string   `json:"uuid"`
+	FreedMiB    int64    `json:"freed_mib"`
+	MS          int64    `json:"ms"`
+	PIDs        []int    `json:"pids"`
+	UsedMiB     int64    `json:"used_mib"`
 }
 
 func eventWhat(e HiveEvent) string {
@@ -78,6 +86,19 @@ func eventWhat(e HiveEvent) string {
 		return "draining: no new workers until resume"
 	case "agent.resumed":
 		return "resumed: starts workers again"
+	case "worker.restart_resumed":
+		return fmt.Sprintf("restart %d of %d, announced by an earlier agent, resumed: due in %s", b.Restart, b.MaxRestarts, ms(b.RestartInMS))
+	case "worker.restart_abandoned":
+		return "restart announced by an earlier agent abandoned: " + b.Reason
+	case "gpu.released":
+		return fmt.Sprintf("%s (%s) released: %d MiB freed after %s", b.Device, b.UUID, b.FreedMiB, ms(b.MS))
+	case "gpu.tainted":
+		pids := make([]string, len(b.PIDs))
+		for i, p := range b.PIDs {
+			pids[i] = strconv.Itoa(p)
+		}
+		return fmt.Sprintf("%s (%s) tainted: pids %s still hold %d MiB; it refuses spawns until they are gone",
+			b.Device, b.UUID, strings.Join(pids, ", "), b.UsedMiB)
 	case "inventory":
 		ids := make([]string, len(b.Workers))
 		for i, w := range b.Workers {

@@ -1,6 +1,10 @@
 package commands
 
-import "context"
+import (
+	"cmp"
+	"context"
+	"slices"
+)
 
 // List reports every worker of this hive.
 type List struct {
@@ -20,8 +24,8 @@ type ListResult struct {
 }
 
 // Execute reads the process table, then adds the workers waiting for a
-// restart (always) and those that exited (with all). An id that runs
-// again is listed once, running.
+// restart (always) and those that exited (with all), sorted by id. An id
+// that runs again is listed once, running.
 func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 	ws, err := d.Spawner.List(ctx)
 	if err != nil {
@@ -41,6 +45,9 @@ func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 		}
 		res.Workers = append(res.Workers, departedInfo(dep))
 	}
+	// Sorted by id, as the process table's workers are: departed ones
+	// come in exit order.
+	slices.SortStableFunc(res.Workers, func(a, b WorkerInfo) int { return cmp.Compare(a.WorkerID, b.WorkerID) })
 	return res, nil
 }
 

@@ -52,8 +52,8 @@ func TestCLI_EmptyFleet(t *testing.T) {
 		header string
 	}{
 		{[]string{"hives", "--timeout", "2s"}, "HIVE  VERSION  HOST  DEVICES  WORKERS  IN FLIGHT  UPTIME\n"},
-		{[]string{"ls", "--all", "--timeout", "2s"}, "HIVE  WORKER  PID  PORT  DEVICE  MODEL  UPTIME  MEMORY\n"},
-		{[]string{"ls", "--timeout", "2s"}, "HIVE  WORKER  PID  PORT  DEVICE  MODEL  UPTIME  MEMORY\n"},
+		{[]string{"ls", "--all", "--timeout", "2s"}, "HIVE  WORKER  STATE  RESTARTS  TYPE  PID  PORT  DEVICE  MODEL  UPTIME  MEMORY  GPU MEMORY\n"},
+		{[]string{"ls", "--timeout", "2s"}, "HIVE  WORKER  STATE  RESTARTS  TYPE  PID  PORT  DEVICE  MODEL  UPTIME  MEMORY  GPU MEMORY\n"},
 	} {
 		r := runCLI(t, s.ClientURL(), c.args...)
 		wantCLI(t, r, exitOK, "no hive-agent answered on this NATS system")
