@@ -19,9 +19,10 @@ type lane struct {
 }
 
 // isRead reports whether kind only reads (or is answered at once): it has
-// its own admission and never waits for a spawn or delete's slot.
+// its own admission and never waits for a spawn or delete's slot. A
+// restart stops and starts a worker: it is no read.
 func isRead(kind string) bool {
-	return kind != commands.KindSpawn && kind != commands.KindDelete
+	return kind != commands.KindSpawn && kind != commands.KindDelete && kind != commands.KindRestart
 }
 
 // mayStart reports whether head may start while l's running commands run.
