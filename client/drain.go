@@ -47,6 +47,8 @@ func agentJob[T any](ctx context.Context, c *Client, hive, cmd, jobID string, bo
 	}
 	ctx, cancel := bound(ctx, timeout)
 	defer cancel()
+	ctx, done := c.guard(ctx, subj) // a refused publish ends it at once
+	defer done()
 	events := make(chan *nats.Msg, 1024)
 	if onEvent != nil {
 		narr, _ := subjects.JobNarration(jobID)

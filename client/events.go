@@ -59,6 +59,8 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, onEvent func(HiveE
 	if o.Since > 0 {
 		return c.replayEvents(ctx, filter, time.Now().Add(-o.Since), o.Follow, onEvent)
 	}
+	ctx, done := c.guard(ctx, filter) // a refused subscription ends it at once
+	defer done()
 	msgs := make(chan *nats.Msg, 1024)
 	sub, err := c.nc.ChanSubscribe(filter, msgs)
 	if err != nil {
@@ -68,7 +70,7 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, onEvent func(HiveE
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return refused(ctx)
 		case m := <-msgs:
 			onEvent(hiveEvent(m.Subject, m.Data, time.Now()))
 		}
@@ -76,6 +78,8 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, onEvent func(HiveE
 }
 
 func (c *Client) replayEvents(ctx context.Context, filter string, since time.Time, follow bool, onEvent func(HiveEvent)) error {
+	ctx, done := c.guard(ctx, "$JS.API.STREAM.INFO."+EventsStream) // a refused read ends it at once
+	defer done()
 	js, err := c.jetStream()
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -83,6 +87,9 @@ func (c *Client) replayEvents(ctx context.Context, filter string, since time.Tim
 	rctx, cancel := bound(ctx, c.timeout)
 	defer cancel()
 	stream, err := js.Stream(rctx, EventsStream)
+	if perr := refused(ctx); perr != nil {
+		return perr
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("stream %s does not exist: events are kept only where an agent (or hive-agent setup) created it: %w", EventsStream, err)

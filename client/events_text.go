@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,37 @@ func eventWhat(e HiveEvent) string {
 		return "draining: no new workers until resume"
 	case "agent.resumed":
 		return "resumed: starts workers again"
+	case "worker.restart_resumed":
+		var b wire.PendingRestartEvent
+		if !ok(&b) {
+			break
+		}
+		in := int64(0)
+		if b.RestartInMS != nil {
+			in = *b.RestartInMS
+		}
+		return fmt.Sprintf("restart %d of %d, announced by an earlier agent, resumed: due in %s", b.Restart, b.MaxRestarts, ms(in))
+	case "worker.restart_abandoned":
+		var b wire.PendingRestartEvent
+		if ok(&b) {
+			return "restart announced by an earlier agent abandoned: " + b.Reason
+		}
+	case "gpu.released":
+		var b wire.GPUReleased
+		if ok(&b) {
+			return fmt.Sprintf("%s (%s) released: %d MiB freed after %s", b.Device, b.UUID, b.FreedMiB, ms(b.MS))
+		}
+	case "gpu.tainted":
+		var b wire.GPUTainted
+		if !ok(&b) {
+			break
+		}
+		pids := make([]string, len(b.PIDs))
+		for i, p := range b.PIDs {
+			pids[i] = strconv.Itoa(p)
+		}
+		return fmt.Sprintf("%s (%s) tainted: pids %s still hold %d MiB; it refuses spawns until they are gone",
+			b.Device, b.UUID, strings.Join(pids, ", "), b.UsedMiB)
 	case "inventory":
 		var b wire.InventoryEvent
 		if !ok(&b) {

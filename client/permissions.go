@@ -72,9 +72,9 @@ func inboxPrefix(nc *nats.Conn) string {
 	return strings.TrimSuffix(p, ".") + "."
 }
 
-// notify fails the requests the violation is about: those publishing to
-// its subject, or every one when the refused subscription is the inbox
-// their answers come back on. It reports whether any request took it.
+// notify fails the requests the violation is about: those publishing (or
+// subscribing) to its subject, or every one when the refused subscription
+// is the inbox their answers come back on. It reports whether any request took it.
 func (w *permWatch) notify(err error) bool {
 	if !errors.Is(err, nats.ErrPermissionViolation) {
 		return false
@@ -82,16 +82,17 @@ func (w *permWatch) notify(err error) bool {
 	op, subj := "publish", ""
 	if m := pubViolation.FindStringSubmatch(err.Error()); m != nil {
 		subj = m[1]
-	} else if m := subViolation.FindStringSubmatch(err.Error()); m != nil && strings.HasPrefix(m[1], w.inbox) {
+	} else if m := subViolation.FindStringSubmatch(err.Error()); m != nil {
 		op, subj = "subscribe", m[1]
 	} else {
 		return false
 	}
+	inboxRefused := op == "subscribe" && strings.HasPrefix(subj, w.inbox)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	took := false
 	for id, wt := range w.waiters {
-		if op == "subscribe" || wt.subject == subj {
+		if inboxRefused || wt.subject == subj {
 			wt.fail(&PermissionError{Op: op, Subject: subj, Err: err})
 			delete(w.waiters, id)
 			took = true

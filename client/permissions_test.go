@@ -93,3 +93,29 @@ func TestClient_RefusedDiscoveryAndInbox(t *testing.T) {
 		t.Errorf("list without _INBOX: %v, want a *PermissionError for subscribe to _INBOX.…", err)
 	}
 }
+
+// Events the credentials may not read fail at once naming the subject,
+// live and replayed (a refused replay used to wait out the timeout).
+func TestClient_RefusedEvents(t *testing.T) {
+	s := testenv.NATSWith(t, &server.Options{JetStream: true, StoreDir: t.TempDir(), Users: []*server.User{
+		{Username: "no-events", Password: "pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"hive.*.worker.list"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}},
+	}})
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("no-events", "pw"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c := client.New(nc, client.WithTimeout(time.Minute))
+	never := func(client.HiveEvent) { t.Error("an event arrived") }
+	var pe *client.PermissionError
+	err = c.Events(ctx(t), client.EventsOptions{Hive: "h1"}, never)
+	if !errors.As(err, &pe) || pe.Op != "subscribe" || pe.Subject != "hive.h1.events.>" {
+		t.Errorf("live events: %v, want a *PermissionError for subscribe to hive.h1.events.>", err)
+	}
+	err = c.Events(ctx(t), client.EventsOptions{Hive: "h1", Since: time.Hour}, never)
+	if !errors.As(err, &pe) || pe.Op != "publish" || pe.Subject != "$JS.API.STREAM.INFO.HIVE_EVENTS" {
+		t.Errorf("replayed events: %v, want a *PermissionError for publish to $JS.API.STREAM.INFO.HIVE_EVENTS", err)
+	}
+}

@@ -3,8 +3,10 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/wire"
 )
 
@@ -90,6 +92,20 @@ func (c *Drain) Execute(ctx context.Context, d Deps) (any, error) {
 		}
 		d.Narrator.Narrate("worker_stopped", wire.LevelInfo, fmt.Sprintf("Worker %s (pid %d) stopped for the drain.", w.WorkerID, w.PID), Fields{WorkerID: w.WorkerID, PID: w.PID})
 		res.Stopped = append(res.Stopped, w.WorkerID)
+	}
+	// A worker waiting for its restart would start again on its own: the
+	// delete cancels the restart (narrated as worker_restart_cancelled).
+	for _, dep := range d.Spawner.Departed() {
+		if dep.State != spawner.StateBackoff || slices.Contains(res.Stopped, dep.WorkerID) {
+			continue
+		}
+		g := DefaultGraceMS
+		del := &Delete{DeleteRequest: wire.DeleteRequest{Envelope: c.Envelope, WorkerID: dep.WorkerID, GraceMS: &g}}
+		if _, err := del.Execute(ctx, d); err != nil {
+			d.Narrator.Narrate("agent_drain_stop_failed", wire.LevelWarn, fmt.Sprintf("Worker %s could not be stopped: %v", dep.WorkerID, err), Fields{WorkerID: dep.WorkerID})
+			continue
+		}
+		res.Stopped = append(res.Stopped, dep.WorkerID)
 	}
 	return res, nil
 }

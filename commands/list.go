@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"github.com/rbee/hive-agent/wire"
 )
@@ -17,8 +19,8 @@ func (c *List) envelope() *wire.Envelope { return &c.Envelope }
 func (c *List) validate() *wire.Error    { return nil }
 
 // Execute reads the process table, then adds the workers waiting for a
-// restart (always) and those that exited (with all). An id that runs
-// again is listed once, running.
+// restart (always) and those that exited (with all), sorted by id. An id
+// that runs again is listed once, running.
 func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 	ws, err := d.Spawner.List(ctx)
 	if err != nil {
@@ -38,6 +40,9 @@ func (c *List) Execute(ctx context.Context, d Deps) (any, error) {
 		}
 		res.Workers = append(res.Workers, departedInfo(dep))
 	}
+	// Sorted by id, as the process table's workers are: departed ones
+	// come in exit order.
+	slices.SortStableFunc(res.Workers, func(a, b wire.WorkerInfo) int { return cmp.Compare(a.WorkerID, b.WorkerID) })
 	return res, nil
 }
 

@@ -75,8 +75,8 @@ func TestConsumer_InventoryOnStartAndReconnect(t *testing.T) {
 	msgs := inv.waitFor(t, "the reconnect inventory", inv.count(2))
 	second := inventories(t, msgs)[1]
 	if second.Reason != "reconnect" || second.Instance != info.ID || len(second.Workers) != 1 ||
-		second.Workers[0].WorkerID != "survivor" || second.Workers[0].PID != sp.PID {
-		t.Errorf("reconnect inventory: got %+v, want reason reconnect listing survivor (pid %d)", second, sp.PID)
+		second.Workers[0].WorkerID != "survivor" || second.Workers[0].PID != sp.PID || second.Workers[0].State != "running" {
+		t.Errorf("reconnect inventory: got %+v, want reason reconnect listing survivor (pid %d, state running)", second, sp.PID)
 	}
 	a.stillServes(t)
 	a.must(t, "delete", `{"worker_id":"survivor","grace_ms":0}`, nil)

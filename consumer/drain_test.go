@@ -233,3 +233,25 @@ func intakeCount(t testing.TB, js jetstream.JetStream, hive string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// A drain with stop_workers also cancels the pending restart of a worker
+// in backoff: otherwise it would start again, on its own, once the drain
+// had stopped everything.
+func TestDrain_StopWorkersCancelsBackoff(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t), func(o *agentOpts) { o.restartBackoff = time.Hour })
+	a.must(t, "spawn", `{"worker_id":"b1","model_id":"m@crash-after=200ms","device":"cpu","wait":"exec","restart":"on-failure"}`, nil)
+	a.waitState(t, "b1", "backoff", false)
+	r := a.agentReq(t, "drain", `{"stop_workers":true}`)
+	var dr wire.DrainResult
+	if err := json.Unmarshal(r.Result, &dr); err != nil || !r.OK {
+		t.Fatalf("drain: %s", r.raw)
+	}
+	if len(dr.Stopped) != 1 || dr.Stopped[0] != "b1" {
+		t.Errorf("drain stopped %v, want [b1]", dr.Stopped)
+	}
+	if w, ok := a.listEntry(t, "b1", false); ok {
+		t.Errorf("b1 still listed after the drain, as %s (restart_at %s)", w.State, w.RestartAt)
+	}
+	a.agentReq(t, "resume", ``)
+	a.stillServes(t)
+}

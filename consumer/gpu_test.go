@@ -336,3 +336,28 @@ worker_types:
 	a.spawnGPU(t, "w1", "cuda:0", `,"worker_type":"big","min_free_vram_mib":5000`)
 	a.must(t, "delete", `{"worker_id":"w1"}`, nil)
 }
+
+// A worker on a GPU that exits by itself (no delete) gets the release
+// check too: its gpu.released event, with what it held.
+func TestGPU_OwnExitReleases(t *testing.T) {
+	gs := recordedGPUs(t, 1)
+	f := fakesmi.Install(t, fakesmi.State{GPUs: gs, ReapDead: true})
+	a := startAgent(t, testenv.NATS(t), withFakeGPU(t, f, gpuOpts{}))
+	events := a.watch(t, "hive."+a.hive+".events.gpu.>")
+	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
+	var res wire.SpawnResult
+	a.must(t, "spawn", `{"model_id":"test/m@crash-after=4s","device":"cuda:0","worker_id":"c1","wait":"exec"}`, &res)
+	f.Write(t, fakesmi.State{GPUs: gs, ReapDead: true, Apps: []fakesmi.App{{PID: res.PID, GPUUUID: gs[0].UUID, UsedMiB: 1234}}})
+	a.listed(t, "c1", 1234) // seen holding it before it exits
+	exited.waitFor(t, "c1's exit", exited.count(1))
+	msgs := events.waitFor(t, "gpu.released", events.count(1))
+	var ev wire.GPUReleased
+	if err := json.Unmarshal(msgs[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := wire.GPUReleased{HiveID: a.hive, Device: "cuda:0", UUID: gs[0].UUID, WorkerID: "c1", FreedMiB: 1234, MS: ev.MS}
+	if ev != want {
+		t.Errorf("released event %+v, want %+v", ev, want)
+	}
+	a.stillServes(t)
+}

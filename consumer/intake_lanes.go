@@ -20,9 +20,10 @@ type lane struct {
 }
 
 // isRead reports whether kind only reads (or is answered at once): it has
-// its own admission and never waits for a spawn or delete's slot.
+// its own admission and never waits for a spawn or delete's slot. A
+// restart stops and starts a worker: it is no read.
 func isRead(kind string) bool {
-	return kind != wire.KindSpawn && kind != wire.KindDelete
+	return kind != wire.KindSpawn && kind != wire.KindDelete && kind != wire.KindRestart
 }
 
 // mayStart reports whether head may start while l's running commands run.

@@ -137,3 +137,25 @@ func TestConsumer_ListAllBadInput(t *testing.T) {
 	wantError(t, a.req(t, "list", `{"all":true,"exited":true}`), wire.CodeBadRequest, "exited")
 	a.stillServes(t)
 }
+
+// list with all is sorted by worker_id like any list (docs/protocol.md):
+// an exited worker comes in its place among the running ones, not after
+// them.
+func TestConsumer_ListAllSortedByID(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t))
+	a.must(t, "spawn", `{"worker_id":"z1","model_id":"m","device":"cpu","wait":"exec"}`, nil)
+	a.must(t, "spawn", `{"worker_id":"a1","model_id":"m","device":"cpu","wait":"exec"}`, nil)
+	a.must(t, "delete", `{"worker_id":"a1"}`, nil)
+	a.waitState(t, "a1", "exited", true)
+	var res wire.ListResult
+	a.must(t, "list", `{"all":true}`, &res)
+	var ids []string
+	for _, w := range res.Workers {
+		ids = append(ids, w.WorkerID+"/"+w.State)
+	}
+	if len(ids) != 2 || ids[0] != "a1/exited" || ids[1] != "z1/running" {
+		t.Errorf("list all: %v, want [a1/exited z1/running]", ids)
+	}
+	a.must(t, "delete", `{"worker_id":"z1"}`, nil)
+	a.stillServes(t)
+}

@@ -141,7 +141,7 @@ func (s *Spawner) SetHealth(pid int, st State) {
 }
 
 // Departed lists the workers that exited within the exited TTL (none of
-// whose id runs again) and those waiting for a restart, by id. Older
+// whose id runs again) and those waiting for a restart, in exit order. Older
 // exits are forgotten here.
 func (s *Spawner) Departed() []Departed {
 	ttl := s.cfg.ExitedTTL

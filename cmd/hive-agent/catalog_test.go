@@ -89,6 +89,25 @@ func TestCatalogCheck(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut)
 		}
 	}
+	// A type that lets the requester's model_id choose code to run is
+	// valid, and warned about (issue 14): a shell's -c, a loader variable.
+	risky := writeFile(t, "risky.yaml", riskyCatalog)
+	code, out, errOut = run(risky)
+	if code != 0 || !strings.Contains(out, "7 worker types") {
+		t.Errorf("check risky: exit %d (want 0), stdout:\n%s", code, out)
+	}
+	for _, w := range []string{
+		"warning: " + risky + ":2: worker_types.shell.args[1]: /bin/sh -c runs {model_id} as a command",
+		"warning: " + risky + ":6: worker_types.preload.env.LD_PRELOAD: puts {model_id} into LD_PRELOAD",
+		"warning: " + risky + ":11: worker_types.py.args[1]: python3 -c runs {model_id} as a command",
+	} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
+	}
+	if n := strings.Count(errOut, "warning: "); n != 3 {
+		t.Errorf("%d warnings, want 3 (the safe type gets none):\n%s", n, errOut)
+	}
 	if code, _, errOut = run(filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || !strings.Contains(errOut, "missing.yaml") {
 		t.Errorf("check of a missing file: exit %d, stderr %q", code, errOut)
 	}
@@ -139,3 +158,27 @@ func repoRoot(t *testing.T) string {
 	}
 	return abs
 }
+
+// riskyCatalog has three types whose spawn request chooses code to run,
+// and one that only passes the model id as an argument.
+const riskyCatalog = `worker_types:
+  shell:
+    binary: /bin/sh
+    devices: [cpu]
+    args: ["-c", "{model_id}"]
+  preload:
+    binary: /bin/true
+    devices: [cpu]
+    env:
+      LD_PRELOAD: "/models/{model_id}.so"
+  py:
+    binary: python3
+    devices: [cpu]
+    args: ["-c", "import sys; print('{model_id}')"]
+  safe:
+    binary: /bin/true
+    devices: [cpu]
+    args: ["--model", "{model_id}"]
+    env:
+      MODEL: "{model_id}"
+`

@@ -165,7 +165,9 @@ func (h *hivesCmd) run(ctx context.Context, o *output, c *client.Client) error {
 		return err
 	}
 	code := exitOK
-	if !slices.ContainsFunc(hives, func(h client.HiveInfo) bool { return !h.Stale }) {
+	// Nobody at all is an empty fleet (exit 0); only stale hives mean the
+	// agents that were there stopped answering.
+	if len(hives) > 0 && !slices.ContainsFunc(hives, func(h client.HiveInfo) bool { return !h.Stale }) {
 		o.errorf("no agent answers now; %d hive(s) seen within %s are stale", len(hives), h.Stale)
 		code = exitNoAgent
 	}

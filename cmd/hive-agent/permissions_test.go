@@ -74,7 +74,7 @@ func (u permUser) cli(t *testing.T, s *server.Server, args ...string) cliRun {
 }
 
 // The agent under the hive set serves request/reply and the intake; the
-// queen may do everything; operator-read reads (ls, get, logs, hives, job)
+// queen may do everything; operator-read reads (ls, get, logs, hives, job, events)
 // and its spawn and stop are refused at once, naming the subject.
 func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	lockHive(t)
@@ -106,10 +106,15 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 		{"logs", "w1", "--hive", permHive},
 		{"job", "perm-job-1"},
 		{"events", "--all", "--since", "1h"},
+		{"events", "--hive", permHive, "--since", "10m"},
 	} {
 		if r := operator.cli(t, s, args...); r.code != 0 || (args[0] != "logs" && r.stdout == "") {
 			t.Errorf("operator-read: %s", r)
 		}
+	}
+	// The replay holds the spawn's started event.
+	if r := operator.cli(t, s, "events", "--hive", permHive, "--since", "10m"); !strings.Contains(r.stdout, "worker.started") {
+		t.Errorf("operator-read events --since: no worker.started line: %s", r)
 	}
 	// Refused at once (not after --timeout), naming the subject.
 	for _, tc := range []struct {
@@ -118,11 +123,20 @@ func TestPermissions_TheSetsAsDocumented(t *testing.T) {
 	}{
 		{[]string{"spawn", "--hive", permHive, "--model", "m", "--device", "cpu", "--id", "w2"}, "hive." + permHive + ".worker.spawn"},
 		{[]string{"stop", "w1", "--hive", permHive}, "hive." + permHive + ".worker.delete"},
+		{[]string{"restart", "w1", "--hive", permHive}, "hive." + permHive + ".worker.restart"},
+		{[]string{"drain", "--hive", permHive}, "hive." + permHive + ".agent.drain"},
 	} {
 		r := operator.cli(t, s, append(tc.args, "--timeout", "1m")...)
 		wantCLI(t, r, 1, `error: permission denied: publish to "`+tc.subject+`"`)
 		if strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("want the one error line: %s", r)
+		}
+	}
+	// The queen drains and resumes the agent that runs under the hive set
+	// (its drain events and its service re-added with the new metadata).
+	for _, cmd := range []string{"drain", "resume"} {
+		if r := queen.cli(t, s, cmd, "--hive", permHive); r.code != 0 {
+			t.Errorf("queen %s: %s", cmd, r)
 		}
 	}
 	// The hive's own user cannot command it either.
