@@ -230,6 +230,14 @@ func child(arg string) {
 		}
 		own, _ := os.ReadFile("/proc/self/cgroup")
 		fmt.Printf("testworker child left its cgroup for %s (now %s)\n", root, strings.TrimSpace(string(own)))
+		// Logged, so a test can tell a SIGTERM from a SIGKILL.
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			fmt.Println("testworker child: got SIGTERM, exiting")
+			os.Exit(0)
+		}()
 	}
 	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), syscall.Getpgrp())
 	for {
