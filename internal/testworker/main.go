@@ -236,7 +236,7 @@ func child(arg string) {
 		fmt.Printf("testworker child left its cgroup for %s (now %s)\n", root, strings.TrimSpace(string(own)))
 		// Logged, so a test can tell a SIGTERM from a SIGKILL.
 		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM)
+		signal.Notify(term, stopSignals...)
 		go func() {
 			<-term
 			fmt.Println("testworker child: got SIGTERM, exiting")
