@@ -104,6 +104,14 @@ func (s *Spawner) ReadLog(w Worker, q LogQuery) (LogRead, error) {
 		return res, fmt.Errorf("stat log: %w", err)
 	}
 	res.Size = fi.Size()
+	if q.Since != nil {
+		from, err := s.sinceOffset(w, f, *q.Since, res.Size)
+		if err != nil {
+			return res, err
+		}
+		res.Lines, res.Offset, err = readLines(f, from, res.Size, q.MaxBytes, q.MaxJSON)
+		return res, err
+	}
 	if q.From == nil {
 		end, err := lastLineEnd(f, res.Size)
 		if err != nil {
@@ -114,14 +122,6 @@ func (s *Spawner) ReadLog(w Worker, q LogQuery) (LogRead, error) {
 		if q.MaxJSON > 0 {
 			res.Lines = newestThatFit(res.Lines, q.MaxJSON)
 		}
-		return res, err
-	}
-	if q.Since != nil {
-		from, err := s.sinceOffset(w, f, *q.Since, res.Size)
-		if err != nil {
-			return res, err
-		}
-		res.Lines, res.Offset, err = readLines(f, from, res.Size, q.MaxBytes, q.MaxJSON)
 		return res, err
 	}
 	from := *q.From
