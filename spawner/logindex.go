@@ -130,12 +130,12 @@ func compactIndex(path string) error {
 	if err != nil {
 		return fmt.Errorf("read log index: %w", err)
 	}
-	lines := bytes.SplitAfter(b, []byte("\n"))
+	lines := bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 	if n := len(lines); n > keepIndexEntries {
 		lines = lines[n-keepIndexEntries:]
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, bytes.Join(lines, nil), 0o640); err != nil {
+	if err := os.WriteFile(tmp, append(bytes.Join(lines, nil), '\n'), 0o640); err != nil {
 		return fmt.Errorf("compact log index: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
