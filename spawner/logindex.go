@@ -72,7 +72,6 @@ func (s *Spawner) checkpointLogs(last map[string]int64) {
 		}
 	}
 	s.mu.Unlock()
-	now := time.Now().UnixMilli()
 	for p := range last {
 		if !paths[p] {
 			delete(last, p)
@@ -88,6 +87,10 @@ func (s *Spawner) checkpointLogs(last map[string]int64) {
 		if err != nil {
 			continue
 		}
+		// The time is taken after the size: a checkpoint (t, size) must
+		// never claim a size the log reached only after t, or a read since
+		// t would skip lines written after t.
+		now := time.Now().UnixMilli()
 		size := fi.Size()
 		prev, seen := last[p]
 		if seen && size == prev {

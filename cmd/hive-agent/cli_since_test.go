@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,5 +102,44 @@ func TestCLI_LogsSince(t *testing.T) {
 	wantCLI(t, runCLI(t, url, "logs", "w1", "--hive", hive, "--since", "yesterday"), exitUsage, `--since "yesterday"`)
 	wantCLI(t, runCLI(t, url, "logs", "w1", "--hive", hive, "--since=-5m"), exitUsage, `--since "-5m"`)
 	mustCLI(t, url, "logs", "w1", "--hive", hive, "-n", "1") // still serves
+	mustCLI(t, url, "stop", "w1", "--hive", hive)
+}
+
+// The checkpoints survive an agent restart (a read since a point before it
+// still starts there), and a new spawn of the worker id starts a new index
+// with its new log.
+func TestCLI_LogsSinceAcrossRestartAndRespawn(t *testing.T) {
+	hive := newHive(t)
+	s := testenv.NATS(t)
+	logDir := t.TempDir()
+	a := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
+	a.waitLog(t, "serving worker commands")
+	url := s.ClientURL()
+	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready", "--json")
+	var sp client.Reply[client.SpawnResult]
+	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil {
+		t.Fatalf("spawn --json: %v: %s", err, r)
+	}
+	log := sp.Result.LogPath
+	mid := waitCheckpoint(t, log).Format(time.RFC3339Nano)
+	appendLog(t, log, "written after mid\n")
+	if err := a.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	appendLog(t, log, "written while no agent ran\n")
+	b := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
+	b.waitLog(t, "found running workers of this hive from an earlier run")
+	r = mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid)
+	if r.stdout != "written after mid\nwritten while no agent ran\n" {
+		idx, _ := os.ReadFile(log + ".idx")
+		t.Errorf("logs --since mid (%s) after a restart: got %q, want the two lines written after mid; index:\n%s", mid, r.stdout, idx)
+	}
+
+	mustCLI(t, url, "stop", "w1", "--hive", hive)
+	mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready")
+	r = mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid)
+	if !strings.Contains(r.stdout, "\nline 1\nline 2\nline 3\n") || strings.Contains(r.stdout, "written after mid") {
+		t.Errorf("logs --since mid of the new log: got %q, want the whole new log (no checkpoint of it is that old)", r.stdout)
+	}
 	mustCLI(t, url, "stop", "w1", "--hive", hive)
 }
