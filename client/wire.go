@@ -164,8 +164,14 @@ type WorkerDetail struct {
 type LogsRequest struct {
 	Lines  *int
 	Offset *int64
-	// MaxBytes bounds an offset read; 0 means the agent's default.
+	// MaxBytes bounds an offset or since read; 0 means the agent's default.
 	MaxBytes int
+	// SinceMS (Unix time in ms, wire field since_ms) reads from where the
+	// log stood at the agent's last checkpoint at or before that time (it
+	// records one every 2 s): up to one interval of older lines comes
+	// along. Exclusive with Lines and Offset; continue with the returned
+	// Offset.
+	SinceMS *int64
 }
 
 // LastLines asks for the last n lines of a log.
@@ -174,14 +180,18 @@ func LastLines(n int) LogsRequest { return LogsRequest{Lines: &n} }
 // FromOffset asks for what a log holds after byte offset.
 func FromOffset(offset int64) LogsRequest { return LogsRequest{Offset: &offset} }
 
+// Since asks for what a log holds from about time t on (see SinceMS).
+func Since(t time.Time) LogsRequest { ms := t.UnixMilli(); return LogsRequest{SinceMS: &ms} }
+
 func (r LogsRequest) wire(workerID string) any {
 	type body struct {
 		WorkerID string `json:"worker_id"`
 		Lines    *int   `json:"lines,omitempty"`
 		Offset   *int64 `json:"offset,omitempty"`
 		MaxBytes int    `json:"max_bytes,omitempty"`
+		SinceMS  *int64 `json:"since_ms,omitempty"`
 	}
-	return body{workerID, r.Lines, r.Offset, r.MaxBytes}
+	return body{workerID, r.Lines, r.Offset, r.MaxBytes, r.SinceMS}
 }
 
 // LogsResult is the result of a worker.logs read.

@@ -347,6 +347,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	} else if len(ws) > 0 {
 		log.Info("found running workers of this hive from an earlier run; watching them", "count", len(ws))
 	}
+	// Checkpoints of the workers' log sizes, for logs --since.
+	stopIndex := sp.IndexLogs(spawner.LogIndexInterval)
+	defer stopIndex()
 	if met != nil {
 		addr, err := met.Serve(ctx, cfg.MetricsListen)
 		if err != nil {
@@ -378,6 +381,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Restarts whose backoff is running are left to the next agent (their
 	// records stay): they are the workers' policy, not this process's.
 	sp.Close()
+	stopIndex() // the last checkpoint
 	err = errors.Join(runErr, cons.Close(shutdownCtx))
 	claim.Release() // a successor may start at once
 	if derr := nc.Drain(); derr != nil {
