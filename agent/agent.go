@@ -48,6 +48,8 @@ type Agent struct {
 	gpus   *commands.GPUPolicy
 	claim  *consumer.Claim // nil with SkipPeerCheck
 	js     *consumer.JetStreamConfig
+	// stopIndex ends the checkpoints of the workers' log sizes (logs --since).
+	stopIndex func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -196,6 +198,8 @@ func (a *Agent) start(ctx context.Context) (string, error) {
 	} else if len(ws) > 0 {
 		log.Info("found running workers of this hive from an earlier run; watching them", "count", len(ws))
 	}
+	// Checkpoints of the workers' log sizes, for logs --since.
+	a.stopIndex = a.sp.IndexLogs(spawner.LogIndexInterval)
 	if a.met != nil {
 		addr, err := a.met.Serve(ctx, cfg.MetricsListen)
 		if err != nil {
@@ -215,6 +219,9 @@ func (a *Agent) Close(ctx context.Context) error {
 		// (their records stay): they are the workers' policy, not this process's.
 		if a.sp != nil {
 			a.sp.Close()
+		}
+		if a.stopIndex != nil {
+			a.stopIndex() // the last checkpoint
 		}
 		if a.cons != nil {
 			a.closeErr = a.cons.Close(ctx)

@@ -53,8 +53,8 @@ func (c *Client) Get(ctx context.Context, hive, workerID string, logLines int) (
 
 // Logs reads worker workerID's log once, through worker.logs.
 func (c *Client) Logs(ctx context.Context, hive, workerID string, req LogsRequest) (LogsResult, error) {
-	if req.Lines != nil && req.Offset != nil {
-		return LogsResult{}, fmt.Errorf("%w: logs: lines and offset are exclusive", ErrInvalid)
+	if n := btoi(req.Lines != nil) + btoi(req.Offset != nil) + btoi(req.SinceMS != nil); n > 1 {
+		return LogsResult{}, fmt.Errorf("%w: logs: lines, offset and since are exclusive", ErrInvalid)
 	}
 	r, err := request[LogsResult](ctx, c, hive, logsCommand, req.wire(workerID))
 	if err != nil {
@@ -71,7 +71,13 @@ func (c *Client) Logs(ctx context.Context, hive, workerID string, req LogsReques
 // worker on the first read and any other error end it with the error.
 // Each call has the client's timeout on its own, whatever ctx allows.
 func (c *Client) Follow(ctx context.Context, hive, workerID string, fromLines int, onLines func([]string)) error {
-	res, err := c.followRead(ctx, hive, workerID, LastLines(fromLines))
+	return c.FollowFrom(ctx, hive, workerID, LastLines(fromLines), onLines)
+}
+
+// FollowFrom is Follow starting with the read first (LastLines or Since)
+// instead of the last lines.
+func (c *Client) FollowFrom(ctx context.Context, hive, workerID string, first LogsRequest, onLines func([]string)) error {
+	res, err := c.followRead(ctx, hive, workerID, first)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -128,4 +134,11 @@ func followEnd(ctx context.Context, err error) (bool, error) {
 		return true, nil
 	}
 	return true, err
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -92,8 +92,14 @@ type WorkerDetail struct {
 type LogsRequest struct {
 	Lines  *int
 	Offset *int64
-	// MaxBytes bounds an offset read; 0 means the agent's default.
+	// MaxBytes bounds an offset or since read; 0 means the agent's default.
 	MaxBytes int
+	// SinceMS (Unix time in ms, wire field since_ms) reads from where the
+	// log stood at the agent's last checkpoint at or before that time (it
+	// records one every 2 s): up to one interval of older lines comes
+	// along. Exclusive with Lines and Offset; continue with the returned
+	// Offset.
+	SinceMS *int64
 }
 
 // LastLines asks for the last n lines of a log.
@@ -102,8 +108,11 @@ func LastLines(n int) LogsRequest { return LogsRequest{Lines: &n} }
 // FromOffset asks for what a log holds after byte offset.
 func FromOffset(offset int64) LogsRequest { return LogsRequest{Offset: &offset} }
 
+// Since asks for what a log holds from about time t on (see SinceMS).
+func Since(t time.Time) LogsRequest { ms := t.UnixMilli(); return LogsRequest{SinceMS: &ms} }
+
 func (r LogsRequest) wire(workerID string) wire.LogsRequest {
-	b := wire.LogsRequest{WorkerID: workerID, Lines: r.Lines, Offset: r.Offset}
+	b := wire.LogsRequest{WorkerID: workerID, Lines: r.Lines, Offset: r.Offset, SinceMS: r.SinceMS}
 	if r.MaxBytes > 0 {
 		m := int64(r.MaxBytes)
 		b.MaxBytes = &m

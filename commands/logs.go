@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/wire"
@@ -37,20 +38,26 @@ func (c *Logs) validate() *wire.Error {
 	switch {
 	case c.Lines != nil && c.Offset != nil:
 		return BadRequest("offset", "give lines (the last N lines) or offset (follow from there), not both")
+	case c.SinceMS != nil && c.Offset != nil:
+		return BadRequest("since_ms", "give since_ms (read from a time) or offset (follow from there), not both")
+	case c.SinceMS != nil && c.Lines != nil:
+		return BadRequest("since_ms", "give since_ms (everything since a time, up to max_bytes) or lines (the last N lines), not both")
+	case c.SinceMS != nil && *c.SinceMS < 0:
+		return BadRequest("since_ms", "%d: want a Unix time in milliseconds", *c.SinceMS)
 	case c.Lines != nil && (*c.Lines < 0 || *c.Lines > MaxLogReadLines):
 		return BadRequest("lines", "%d: want 0-%d", *c.Lines, MaxLogReadLines)
 	case c.Offset != nil && *c.Offset < 0:
 		return BadRequest("offset", "%d: want 0 or more, a value an earlier read returned", *c.Offset)
-	case c.MaxBytes != nil && c.Offset == nil:
-		return BadRequest("max_bytes", "only applies with offset; a lines read is bounded by lines")
+	case c.MaxBytes != nil && c.Offset == nil && c.SinceMS == nil:
+		return BadRequest("max_bytes", "only applies with offset or since_ms; a lines read is bounded by lines")
 	case c.MaxBytes != nil && (*c.MaxBytes < 1 || *c.MaxBytes > MaxLogMaxBytes):
 		return BadRequest("max_bytes", "%d: want 1-%d", *c.MaxBytes, MaxLogMaxBytes)
 	}
-	if c.Offset == nil && c.Lines == nil {
+	if c.Offset == nil && c.Lines == nil && c.SinceMS == nil {
 		n := DefaultLogReadLines
 		c.Lines = &n
 	}
-	if c.Offset != nil && c.MaxBytes == nil {
+	if (c.Offset != nil || c.SinceMS != nil) && c.MaxBytes == nil {
 		m := int64(DefaultLogMaxBytes)
 		c.MaxBytes = &m
 	}
@@ -73,6 +80,10 @@ func (c *Logs) Execute(ctx context.Context, d Deps) (any, error) {
 	}
 	if c.MaxBytes != nil {
 		q.MaxBytes = *c.MaxBytes
+	}
+	if c.SinceMS != nil {
+		t := time.UnixMilli(*c.SinceMS)
+		q.Since = &t
 	}
 	if d.MaxResultBytes > 0 {
 		// What the result takes besides its lines, with the largest offset and size.

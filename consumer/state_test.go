@@ -4,6 +4,8 @@ package consumer_test
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +43,22 @@ func (a *agent) waitState(t testing.TB, id, state string, all bool) wire.WorkerI
 			t.Fatalf("worker %s never listed as %s (last: listed %v, %+v)", id, state, ok, w)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLogLine waits (up to 20 s) until the log at path holds line.
+func waitLogLine(t testing.TB, path, line string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never logged %q; log:\n%s", path, line, b)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -86,6 +104,9 @@ func TestConsumer_ListStates(t *testing.T) {
 		var sp wire.SpawnResult
 		a.must(t, "spawn", `{"worker_id":"t1","model_id":"m@ignore-term","device":"cpu","wait":"exec"}`, &sp)
 		a.waitState(t, "t1", "running", false)
+		// A SIGTERM before the worker set up its handler ends it at once
+		// (seen: the delete was over before a list saw it stopping).
+		waitLogLine(t, sp.LogPath, "testworker: ignoring SIGTERM")
 		done := make(chan reply, 1)
 		go func() { done <- a.req(t, "delete", `{"worker_id":"t1","grace_ms":60000}`) }()
 		a.waitState(t, "t1", "stopping", false)

@@ -47,6 +47,11 @@ func TestSpawner_CgroupStopsChildThatLeftItsCgroup(t *testing.T) {
 	if testenv.Alive(child) {
 		t.Errorf("child %d that left the worker's cgroup still running after Stop", child)
 	}
+	// It had its SIGTERM (the worker exits at once on its own), not only
+	// the SIGKILL after the grace.
+	if !testLogHas(hd.LogPath, "child: got SIGTERM") {
+		t.Errorf("child %d that left the worker's cgroup never logged a SIGTERM", child)
+	}
 	h.waitExit(t, hd.PID)
 	if ws, err := h.List(t.Context()); err != nil || len(ws) != 0 {
 		t.Errorf("List after Stop = %+v, %v; want none", ws, err)

@@ -66,6 +66,8 @@ func (m *members) escapees() []escapee {
 // marker (or is gone, or a zombie: then it cannot be asked). On a machine
 // with a hundred processes and a handful of sessions this spares the
 // search nine in ten of its reads.
+// A process whose session leader is outside this pid namespace is never
+// one of the worker's either.
 func (m *members) sessionFilter(pids []int) func(pid int) bool {
 	sid := make(map[int]int, len(pids))
 	for _, pid := range pids {
@@ -78,6 +80,13 @@ func (m *members) sessionFilter(pids []int) func(pid int) bool {
 		s, ok := sid[pid]
 		if !ok {
 			return false // gone
+		}
+		if s == 0 {
+			// Its session's leader is outside this pid namespace (getsid
+			// answers 0 then; in a container, most processes): never a
+			// descendant of the worker, whose session and every session a
+			// descendant starts are led by processes in this namespace.
+			return false
 		}
 		if s == m.w.PID || s == pid {
 			return true

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -41,6 +42,10 @@ type LogQuery struct {
 	// whole line that fits (Offset says where the next read starts); a
 	// lines read keeps the newest lines that fit.
 	MaxJSON int64
+	// Since, when set, reads like From from the log size of the last
+	// checkpoint at or before it (see logindex.go), back to the start of
+	// the line holding that point; from 0 when there is none.
+	Since *time.Time
 }
 
 // LogRead is one read of a worker's log.
@@ -99,6 +104,14 @@ func (s *Spawner) ReadLog(w Worker, q LogQuery) (LogRead, error) {
 		return res, fmt.Errorf("stat log: %w", err)
 	}
 	res.Size = fi.Size()
+	if q.Since != nil {
+		from, err := s.sinceOffset(w, f, *q.Since, res.Size)
+		if err != nil {
+			return res, err
+		}
+		res.Lines, res.Offset, err = readLines(f, from, res.Size, q.MaxBytes, q.MaxJSON)
+		return res, err
+	}
 	if q.From == nil {
 		end, err := lastLineEnd(f, res.Size)
 		if err != nil {

@@ -358,6 +358,7 @@ func (s *Spawner) openLog(workerID string) (string, *os.File, error) {
 	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", nil, fmt.Errorf("keep previous log: %w", err)
 	}
+	os.Remove(indexPath(p)) // the new log starts a new index (logindex.go)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o640)
 	if err != nil {
 		return "", nil, fmt.Errorf("open log: %w", err)

@@ -83,8 +83,9 @@ type ReadyWait struct {
 
 // WaitReadyFor polls the worker's health endpoint until it answers its ready
 // status (nil), the worker dies (*ExitedError), r.Timeout passes or the
-// worker stalls (ErrNotReady). The first probe is after 50 ms, then the
-// interval doubles up to 1 s. See WaitAlive for the restart policy.
+// worker stalls (ErrNotReady). It probes at once, then on the schedule of
+// probeSchedule: sooner when the worker writes to its log. See WaitAlive
+// for the restart policy.
 func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 	h.hold.take()
 	ctx, cancel := context.WithTimeout(parent, r.Timeout)
@@ -95,41 +96,55 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 		r.ProgressEvery = 5 * time.Second
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	interval := 50 * time.Millisecond
 	last := "no answer yet"
 	start := time.Now()
+	sched := newProbeSchedule(start)
 	lastProgress, lastSize := start, logSize(h.LogPath)
-	nextReport, nextProbe := start.Add(r.ProgressEvery), start.Add(interval)
+	nextReport := start.Add(r.ProgressEvery)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	for {
-		wake := nextProbe
-		if r.OnProgress != nil && nextReport.Before(wake) {
-			wake = nextReport
-		}
-		select {
-		case <-h.done:
-			return h.exitedError()
-		case <-ctx.Done():
-			if parent.Err() == nil {
-				return fmt.Errorf("%w: %s did not answer %d within %s (last: %s); the worker is still running",
-					ErrNotReady, h.HealthURL(), h.readyStatus(), r.Timeout, last)
+		if now := time.Now(); now.Before(sched.next) {
+			wake := now.Add(logPollEvery)
+			if sched.next.Before(wake) {
+				wake = sched.next
 			}
-			return ctx.Err()
-		case <-time.After(max(time.Until(wake), 0)):
-		}
-		now := time.Now()
-		if r.OnProgress != nil && !now.Before(nextReport) {
-			tail, _ := LogTail(h.LogPath, 1)
-			line := ""
-			if len(tail) > 0 {
-				line = tail[0]
+			if r.OnProgress != nil && nextReport.Before(wake) {
+				wake = nextReport
 			}
-			r.OnProgress(now.Sub(start), line)
-			nextReport = now.Add(r.ProgressEvery)
-		}
-		if now.Before(nextProbe) {
-			continue // only a report was due
+			timer.Reset(max(wake.Sub(now), 0))
+			select {
+			case <-h.done:
+				return h.exitedError()
+			case <-ctx.Done():
+				if parent.Err() == nil {
+					return fmt.Errorf("%w: %s did not answer %d within %s (last: %s); the worker is still running",
+						ErrNotReady, h.HealthURL(), h.readyStatus(), r.Timeout, last)
+				}
+				return ctx.Err()
+			case <-timer.C:
+			}
+			now = time.Now()
+			if size := logSize(h.LogPath); size != lastSize {
+				lastSize, lastProgress = size, now
+				sched.logGrew(now)
+			}
+			if r.OnProgress != nil && !now.Before(nextReport) {
+				tail, _ := LogTail(h.LogPath, 1)
+				line := ""
+				if len(tail) > 0 {
+					line = tail[0]
+				}
+				r.OnProgress(now.Sub(start), line)
+				nextReport = now.Add(r.ProgressEvery)
+			}
+			if now.Before(sched.next) {
+				continue // only the log or a report was due
+			}
 		}
 		code, status := probe(ctx, client, h.HealthURL())
+		sched.probed(time.Now())
 		if code == h.readyStatus() {
 			if !h.hold.release() {
 				return h.exitedError()
@@ -138,16 +153,14 @@ func (h *Handle) WaitReadyFor(parent context.Context, r ReadyWait) error {
 			return nil
 		}
 		last = status
-		if size := logSize(h.LogPath); size != lastSize || slices.Contains(r.LoadingStatus, code) {
-			lastSize, lastProgress = size, time.Now()
+		if slices.Contains(r.LoadingStatus, code) {
+			lastProgress = time.Now()
 		}
 		if r.StallTimeout > 0 && time.Since(lastProgress) >= r.StallTimeout {
 			tail, _ := LogTail(h.LogPath, ExitTailLines)
 			return fmt.Errorf("%w: worker %s made no progress for %s (its log did not grow and %s answered no loading status; last: %s) after %s; the worker is still running; last log lines:\n%s",
 				ErrNotReady, h.WorkerID, r.StallTimeout, h.HealthURL(), last, time.Since(start).Round(time.Millisecond), strings.Join(tail, "\n"))
 		}
-		interval = min(interval*2, time.Second)
-		nextProbe = time.Now().Add(interval)
 	}
 }
 

@@ -58,13 +58,18 @@ type GetRequest struct {
 }
 
 // LogsRequest is the body of worker.logs: the last Lines lines, or what
-// follows byte Offset (up to MaxBytes); at most one of Lines and Offset.
+// follows byte Offset or time SinceMS (up to MaxBytes); at most one of
+// Lines, Offset and SinceMS.
 type LogsRequest struct {
 	Envelope
 	WorkerID string `json:"worker_id"`
 	Lines    *int   `json:"lines,omitempty"`
 	Offset   *int64 `json:"offset,omitempty"`
 	MaxBytes *int64 `json:"max_bytes,omitempty"`
+	// SinceMS (Unix time in ms) reads, like offset, from where the log
+	// stood at the agent's last checkpoint at or before that time: it may
+	// include up to one checkpoint interval (2 s) of older lines.
+	SinceMS *int64 `json:"since_ms,omitempty"`
 }
 
 // RestartRequest is the body of worker.restart: stop the worker as a

@@ -13,9 +13,10 @@ import (
 type logsCmd struct {
 	workerArg   `embed:""`
 	hiveFlag    `embed:""`
-	Lines       int  `name:"lines" short:"n" default:"50" help:"How many of the last lines to show first (0-1000)."`
-	Follow      bool `name:"follow" short:"f" help:"Keep printing what the worker writes, until Ctrl-C or the worker exits."`
-	Timestamps  bool `name:"timestamps" short:"t" help:"With -f: begin each line with the time it was read (RFC 3339); a worker's log file holds no times of its own."`
+	Lines       int    `name:"lines" short:"n" default:"50" help:"How many of the last lines to show first (0-1000)."`
+	Follow      bool   `name:"follow" short:"f" help:"Keep printing what the worker writes, until Ctrl-C or the worker exits."`
+	Since       string `name:"since" placeholder:"AGE|TIME" help:"Show what the worker wrote since then (10m, or an RFC 3339 time) instead of the last lines; approximate: the agent notes each log's size every 2 s, so up to 2 s of older lines may come along."`
+	Timestamps  bool   `name:"timestamps" short:"t" help:"With -f: begin each line with the time it was read (RFC 3339); a worker's log file holds no times of its own."`
 	clientFlags `embed:""`
 }
 
@@ -26,6 +27,11 @@ func (l *logsCmd) check() error {
 	if l.Follow && l.JSON {
 		return usagef("--follow and --json can't be used together")
 	}
+	if l.Since != "" {
+		if _, err := parseSince(l.Since, time.Now()); err != nil {
+			return err
+		}
+	}
 	if l.Timestamps && !l.Follow {
 		return usagef("--timestamps needs --follow: a worker's log file holds no times, only a follower sees when lines arrive")
 	}
@@ -35,6 +41,9 @@ func (l *logsCmd) check() error {
 func (l *logsCmd) run(ctx context.Context, o *output, c *client.Client) error {
 	if l.Follow {
 		return l.follow(ctx, o, c)
+	}
+	if l.Since != "" {
+		return l.since(ctx, o, c)
 	}
 	res, err := c.Logs(ctx, l.Hive, l.Worker, client.LastLines(l.Lines))
 	if client.IsCode(err, wire.CodeUnknownCommand) {
@@ -68,7 +77,12 @@ func (l *logsCmd) fromGet(ctx context.Context, o *output, c *client.Client) erro
 // follow prints the last lines, then every line the worker writes, until
 // Ctrl-C (a normal end: exit 0) or the worker is gone.
 func (l *logsCmd) follow(ctx context.Context, o *output, c *client.Client) error {
-	err := c.Follow(ctx, l.Hive, l.Worker, l.Lines, func(lines []string) {
+	first := client.LastLines(l.Lines)
+	if l.Since != "" {
+		t, _ := parseSince(l.Since, time.Now()) // checked in check
+		first = client.Since(t)
+	}
+	err := c.FollowFrom(ctx, l.Hive, l.Worker, first, func(lines []string) {
 		if l.Timestamps {
 			now := time.Now().Format(time.RFC3339Nano)
 			for i, line := range lines {
@@ -95,4 +109,38 @@ func printLines(o *output, lines []string) {
 	for _, line := range lines {
 		fmt.Fprintln(o.stdout, line)
 	}
+}
+
+// since prints everything the worker wrote since --since, reading on from
+// each returned offset until the log's end as the agent saw it.
+func (l *logsCmd) since(ctx context.Context, o *output, c *client.Client) error {
+	t, _ := parseSince(l.Since, time.Now()) // checked in check
+	res, err := c.Logs(ctx, l.Hive, l.Worker, client.Since(t))
+	if err != nil {
+		return hiveErr(l.Hive, err)
+	}
+	all := res
+	for res.Offset < res.Size && len(res.Lines) > 0 {
+		if res, err = c.Logs(ctx, l.Hive, l.Worker, client.FromOffset(res.Offset)); err != nil {
+			return hiveErr(l.Hive, err)
+		}
+		all.Lines = append(all.Lines, res.Lines...)
+		all.Offset, all.Size, all.Truncated, all.Running = res.Offset, res.Size, res.Truncated, res.Running
+	}
+	if l.JSON {
+		return o.json(all)
+	}
+	printLines(o, all.Lines)
+	return nil
+}
+
+// parseSince reads --since: an age before now (10m, 1h30m) or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since %q: want an age like 10m or 1h30m, or an RFC 3339 time like 2026-12-03T10:00:00Z", s)
 }

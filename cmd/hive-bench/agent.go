@@ -21,11 +21,14 @@ import (
 	"github.com/rbee/hive-agent/wire"
 )
 
-const hive = "bench"
+// hive is this run's own, so that benches run by others on the machine
+// never share worker ids with it.
+var hive = "bench-" + strconv.Itoa(os.Getpid())
 
 // agent is the hive-agent binary under test, with its embedded server.
 type agent struct {
 	cmd      *exec.Cmd
+	dir      string // its worker and log directory
 	nc, srv  *nats.Conn
 	running  []string // worker ids fill started
 	commands int64    // commands sent, all kinds
@@ -46,7 +49,7 @@ func startAgent(bin, dir string) (*agent, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	a := &agent{cmd: cmd}
+	a := &agent{cmd: cmd, dir: dir}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		a.nc, err = nats.Connect("nats://"+addr, nats.Timeout(time.Second))
@@ -72,6 +75,7 @@ func startAgent(bin, dir string) (*agent, error) {
 }
 
 func (a *agent) stop() {
+	a.deleteAll()
 	if a.nc != nil {
 		a.nc.Close()
 	}
@@ -86,6 +90,29 @@ func (a *agent) stop() {
 	case <-time.After(20 * time.Second):
 		a.cmd.Process.Kill()
 		<-done
+	}
+}
+
+// deleteAll deletes every worker of the hive (workers outlive their
+// agent, so a run that failed midway would leave them behind).
+func (a *agent) deleteAll() {
+	if a.nc == nil {
+		return
+	}
+	res, err := a.do("list", `{}`)
+	if err != nil {
+		return
+	}
+	var l struct {
+		Workers []struct {
+			WorkerID string `json:"worker_id"`
+		}
+	}
+	if json.Unmarshal(res, &l) != nil {
+		return
+	}
+	for _, w := range l.Workers {
+		a.do("delete", `{"worker_id":"`+w.WorkerID+`"}`)
 	}
 }
 

@@ -37,25 +37,73 @@ func sum(a, b samples) samples {
 	return out
 }
 
-// report prints the figures as a table on stdout.
-type report struct{}
+// report prints one agent build's figures as they are measured and keeps
+// each figure's median (and ratio to its floor) per run for the summary.
+type report struct {
+	names  []string             // in the order first seen
+	values map[string][]float64 // per name, one value per run
+}
 
-func (r *report) printHeader() {
+func newReport() *report { return &report{values: map[string][]float64{}} }
+
+func printHeader(bins []string) {
 	host, _ := os.Hostname()
-	fmt.Printf("hive-bench on %s: %d cores (%s), kernel %s, %s\n\n", host, runtime.NumCPU(), cpuModel(), kernel(), runtime.Version())
-	fmt.Printf("%-44s %10s %10s %10s %10s\n", "operation", "median", "p99", "x floor", "p99 x")
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("hive-bench on %s: %d cores (%s), kernel %s, %s, load %s\n", host, runtime.NumCPU(), cpuModel(), kernel(),
+		runtime.Version(), strings.Join(strings.Fields(string(load))[:3], " "))
+	for i, b := range bins {
+		fmt.Printf("agent %c: %s\n", 'A'+i, b)
+	}
+}
+
+func (r *report) columns() {
+	fmt.Printf("%-52s %10s %10s %10s %10s\n", "operation", "median", "p99", "x floor", "p99 x")
 }
 
 func (r *report) line(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
+// value keeps one run's figure for the summary.
+func (r *report) value(name string, v float64) {
+	if _, ok := r.values[name]; !ok {
+		r.names = append(r.names, name)
+	}
+	r.values[name] = append(r.values[name], v)
+}
+
 // row prints one figure; floor, when set, is what the figure is compared with.
 func (r *report) row(name string, s, floor samples) {
 	ratio, ratio99 := "", ""
+	r.value(name+", median ms", float64(s.median())/1e6)
 	if floor != nil {
-		ratio = fmt.Sprintf("%.2f", float64(s.median())/float64(floor.median()))
+		x := float64(s.median()) / float64(floor.median())
+		ratio = fmt.Sprintf("%.2f", x)
 		ratio99 = fmt.Sprintf("%.2f", float64(s.p99())/float64(floor.p99()))
+		r.value(name+", x floor", x)
 	}
-	fmt.Printf("%-44s %10s %10s %10s %10s\n", name, us(s.median()), us(s.p99()), ratio, ratio99)
+	fmt.Printf("%-52s %10s %10s %10s %10s\n", name, us(s.median()), us(s.p99()), ratio, ratio99)
+}
+
+// summary prints, per figure and build, the median of the runs' values
+// and their lowest and highest.
+func summary(bins []string, reports []*report) {
+	fmt.Printf("%-64s", "figure")
+	for i := range bins {
+		fmt.Printf(" %24s", fmt.Sprintf("agent %c", 'A'+i))
+	}
+	fmt.Println()
+	for _, name := range reports[0].names {
+		fmt.Printf("%-64s", name)
+		for _, r := range reports {
+			v := append([]float64(nil), r.values[name]...)
+			if len(v) == 0 {
+				fmt.Printf(" %24s", "-")
+				continue
+			}
+			sort.Float64s(v)
+			fmt.Printf(" %24s", fmt.Sprintf("%.3g [%.3g-%.3g]", v[len(v)/2], v[0], v[len(v)-1]))
+		}
+		fmt.Println()
+	}
 }
 
 func us(d time.Duration) string {

@@ -11,7 +11,11 @@
 //	escape-clean     like escape, and the child also drops its whole environment
 //	escape-cgroup    like escape, and the child also moves itself to the root of
 //	                 the cgroup v2 tree (out of the worker's cgroup; needs root)
-//	ready-after=D    /health answers 503 until D has passed
+//	ready-after=D    /health answers 503 until D has passed; it prints when
+//	                 that will be ("ready from unix ns N") at start and
+//	                 "testworker: ready" at that time (as a model server
+//	                 logs its listening line once loaded)
+//	quiet-ready      with ready-after: no "testworker: ready" line
 //	no-health        never answer /health with 200
 //	lines=N          print N numbered log lines at start
 //	log-every=D      print a "loading" line every D until ready (see ready-after)
@@ -71,7 +75,7 @@ func main() {
 	for k := range opts {
 		switch k {
 		case "crash", "crash-after", "ignore-term", "fork", "fork-ignore-term", "escape", "escape-clean",
-			"escape-cgroup", "ready-after", "no-health", "lines", "log-every":
+			"escape-cgroup", "ready-after", "no-health", "lines", "log-every", "quiet-ready":
 		default:
 			fmt.Fprintf(os.Stderr, "testworker: unknown option %q in model id %q\n", k, *model)
 			os.Exit(2)
@@ -138,6 +142,10 @@ func main() {
 	readyAt := time.Now()
 	if d, err := time.ParseDuration(opts["ready-after"]); err == nil {
 		readyAt = readyAt.Add(d)
+		fmt.Printf("testworker: ready from unix ns %d\n", readyAt.UnixNano())
+		if _, quiet := opts["quiet-ready"]; !quiet {
+			time.AfterFunc(d, func() { fmt.Println("testworker: ready") })
+		}
 	}
 	_, noHealth := opts["no-health"]
 	if d, err := time.ParseDuration(opts["log-every"]); err == nil && d > 0 {
@@ -226,6 +234,14 @@ func child(arg string) {
 		}
 		own, _ := os.ReadFile("/proc/self/cgroup")
 		fmt.Printf("testworker child left its cgroup for %s (now %s)\n", root, strings.TrimSpace(string(own)))
+		// Logged, so a test can tell a SIGTERM from a SIGKILL.
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, stopSignals...)
+		go func() {
+			<-term
+			fmt.Println("testworker child: got SIGTERM, exiting")
+			os.Exit(0)
+		}()
 	}
 	fmt.Printf("testworker child pid %d pgid %d\n", os.Getpid(), pgrp())
 	for {
