@@ -197,6 +197,8 @@ func typeOf(t *testing.T, ex example) (any, string) {
 	case has("hive_id", "worker_id", "uptime_ms"):
 		// hive-agent ls --json, one entry: the client's view, with its hive.
 		return &client.Worker{}, "cli ls entry"
+	case has("worker_id", "log_path", "lines", "offset"):
+		return &wire.LogsResult{}, "logs result"
 	case has("worker_id", "stopped_ms"):
 		return &wire.DeleteResult{}, "delete result"
 	case has("seq", "actor"):
