@@ -97,15 +97,17 @@ func TestCatalogCheck(t *testing.T) {
 		t.Errorf("check risky: exit %d (want 0), stdout:\n%s", code, out)
 	}
 	for _, w := range []string{
-		"warning: " + risky + ":2: worker_types.shell.args[1]: /bin/sh -c runs {model_id} as a command",
-		"warning: " + risky + ":6: worker_types.preload.env.LD_PRELOAD: puts {model_id} into LD_PRELOAD",
-		"warning: " + risky + ":11: worker_types.py.args[1]: python3 -c runs {model_id} as a command",
+		"warning: " + risky + ":2: worker_types.shell.args[1]: {model_id} in the code `sh -c` runs: a spawn request then chooses the command to run",
+		"warning: " + risky + ":6: worker_types.preload.env.LD_PRELOAD: {model_id} in LD_PRELOAD: a spawn request then chooses code the worker loads",
+		"warning: " + risky + ":11: worker_types.py.args[1]: {model_id} in the code `python3 -c` runs: a spawn request then chooses the command to run",
 	} {
 		if !strings.Contains(errOut, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut)
 		}
 	}
-	if n := strings.Count(errOut, "warning: "); n != 3 {
+	// The built-in types' binaries are not installed here: their warnings
+	// are the binary check's, not counted.
+	if n := strings.Count(errOut, "warning: "+risky); n != 3 {
 		t.Errorf("%d warnings, want 3 (the safe type gets none):\n%s", n, errOut)
 	}
 	if code, _, errOut = run(filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || !strings.Contains(errOut, "missing.yaml") {
