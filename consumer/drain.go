@@ -171,15 +171,5 @@ func (c *Consumer) holdWhileDraining(ctx context.Context, kind string) bool {
 
 func (c *Consumer) publishAgentEvent(event string, v any) {
 	subj, err := subjects.AgentEvent(c.cfg.HiveID, event)
-	if err != nil {
-		c.log.Error("event subject", "err", err)
-		return
-	}
-	body, err := json.Marshal(v)
-	if err == nil {
-		err = c.nc.Publish(subj, body)
-	}
-	if err != nil {
-		c.log.Warn("publish event", "subject", subj, "err", err)
-	}
+	c.publishTo(subj, err, v)
 }

@@ -145,17 +145,7 @@ func (c *Consumer) WorkerExited(w spawner.Worker, e spawner.Exit) {
 
 func (c *Consumer) publishEvent(event string, v any) {
 	subj, err := subjects.WorkerEvent(c.cfg.HiveID, event)
-	if err != nil {
-		c.log.Error("event subject", "err", err)
-		return
-	}
-	body, err := json.Marshal(v)
-	if err == nil {
-		err = c.nc.Publish(subj, body)
-	}
-	if err != nil {
-		c.log.Warn("publish event", "subject", subj, "err", err)
-	}
+	c.publishTo(subj, err, v)
 }
 
 // exitCause is the cause label of hive_agent_worker_exits_total.
@@ -169,4 +159,20 @@ func exitCause(e spawner.Exit) string {
 		return metrics.CauseExited
 	}
 	return metrics.CauseFailed
+}
+
+// publishTo publishes v as JSON on subj, the event subject a builder gave
+// (with its error): the one way every lifecycle event leaves.
+func (c *Consumer) publishTo(subj string, subjErr error, v any) {
+	if subjErr != nil {
+		c.log.Error("event subject", "err", subjErr)
+		return
+	}
+	body, err := json.Marshal(v)
+	if err == nil {
+		err = c.nc.Publish(subj, body)
+	}
+	if err != nil {
+		c.log.Warn("publish event", "subject", subj, "err", err)
+	}
 }

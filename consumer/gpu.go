@@ -1,8 +1,6 @@
 package consumer
 
 import (
-	"encoding/json"
-
 	"github.com/rbee/hive-agent/spawner"
 	"github.com/rbee/hive-agent/subjects"
 	"github.com/rbee/hive-agent/wire"
@@ -31,17 +29,7 @@ func (c *Consumer) GPUTainted(ev wire.GPUTainted) {
 
 func (c *Consumer) publishGPUEvent(name string, v any) {
 	subj, err := subjects.GPUEvent(c.cfg.HiveID, name)
-	if err != nil {
-		c.log.Error("event subject", "err", err)
-		return
-	}
-	body, err := json.Marshal(v)
-	if err == nil {
-		err = c.nc.Publish(subj, body)
-	}
-	if err != nil {
-		c.log.Warn("publish event", "subject", subj, "err", err)
-	}
+	c.publishTo(subj, err, v)
 }
 
 // checkGPURelease starts the release check of a worker that ended (a
