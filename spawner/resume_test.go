@@ -86,8 +86,18 @@ func TestSpawner_PendingRestartSurvivesTheAgent(t *testing.T) {
 	if evs := h.snapshot(); len(evs) != 2 {
 		t.Errorf("the closed agent recorded %v, want only the first start and exit", describe(evs))
 	}
-	if _, err := os.Stat(n.recordPath("w1")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("restart record still there after the restart: %v", err)
+	// The record goes once the start has settled, just after OnStart.
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		_, err := os.Stat(n.recordPath("w1"))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("restart record still there %s after the restart: %v", readyTimeout, err)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if again, _ := n.Adopt(t.Context()); len(again) != 0 {
 		t.Errorf("a second Adopt took on %v", again)
