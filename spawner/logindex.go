@@ -87,10 +87,13 @@ func (s *Spawner) checkpointLogs(last map[string]int64) {
 		if err != nil {
 			continue
 		}
-		// The time is taken after the size: a checkpoint (t, size) must
-		// never claim a size the log reached only after t, or a read since
-		// t would skip lines written after t.
-		now := time.Now().UnixMilli()
+		// The time is taken after the size, and rounded up to the next
+		// millisecond: a checkpoint (t, size) must never claim a size the
+		// log reached only after t, or a read since t would skip lines
+		// written after t. Rounded down, a checkpoint taken 0.3 ms after a
+		// read's point would count as at that point (seen: an agent stopped
+		// within the millisecond after a line was written).
+		now := ceilMilli(time.Now())
 		size := fi.Size()
 		prev, seen := last[p]
 		if seen && size == prev {
@@ -106,6 +109,15 @@ func (s *Spawner) checkpointLogs(last map[string]int64) {
 		}
 		last[p] = size
 	}
+}
+
+// ceilMilli is t in milliseconds since the epoch, rounded up.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.UnixNano()%int64(time.Millisecond) != 0 {
+		ms++
+	}
+	return ms
 }
 
 // appendCheckpoint adds "ms size" to the index at path, compacting it to

@@ -29,7 +29,16 @@ func waitCheckpoint(t *testing.T, path string) time.Time {
 		}
 		b, _ := os.ReadFile(path + ".idx")
 		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-		if _, size, ok := strings.Cut(lines[len(lines)-1], " "); ok && size == strconv.FormatInt(fi.Size(), 10) {
+		if ms, size, ok := strings.Cut(lines[len(lines)-1], " "); ok && size == strconv.FormatInt(fi.Size(), 10) {
+			// A checkpoint's time is rounded up to the millisecond: wait
+			// until now is at or past it, so a read since now starts there.
+			at, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil {
+				t.Fatalf("checkpoint %q: %v", lines[len(lines)-1], err)
+			}
+			for time.Now().UnixMilli() < at {
+				time.Sleep(time.Millisecond)
+			}
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
