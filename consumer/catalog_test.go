@@ -156,8 +156,20 @@ func TestConsumer_CatalogStallAndProgress(t *testing.T) {
 	if len(loading) < 2 {
 		t.Fatalf("got %d worker_loading events, want several: %v", len(loading), actions(evs))
 	}
-	if h := loading[len(loading)-1].Human; !strings.Contains(h, "still loading after") || !strings.Contains(h, "loading: step") {
-		t.Errorf("worker_loading %q: want the time waited and the worker's last log line", h)
+	// Each names the time waited; they quote the worker's last log line,
+	// its progress (the last one may come just as the worker logs that it
+	// is ready).
+	withStep := 0
+	for _, e := range loading {
+		if !strings.Contains(e.Human, "still loading after") || !strings.Contains(e.Human, "Last log line: ") {
+			t.Errorf("worker_loading %q: want the time waited and the worker's last log line", e.Human)
+		}
+		if strings.Contains(e.Human, "loading: step") {
+			withStep++
+		}
+	}
+	if withStep == 0 {
+		t.Errorf("no worker_loading of %d quotes the worker's progress (\"loading: step\")", len(loading))
 	}
 	i, j := slices.Index(actions(evs), "worker_waiting_ready"), slices.Index(actions(evs), "worker_ready")
 	if i < 0 || j < i {
