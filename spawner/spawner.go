@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,10 @@ type Config struct {
 	ExitedTTL time.Duration
 	// Logger receives the spawner's own diagnostics.
 	Logger *slog.Logger
+
+	// recordTrust is how long the start lock's record stands in for the
+	// process table; default recordTrust (reservations.go). Tests set it.
+	recordTrust time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExitedTTL == 0 {
 		c.ExitedTTL = DefaultExitedTTL
+	}
+	if c.recordTrust == 0 {
+		c.recordTrust = recordTrust
 	}
 }
 
@@ -118,12 +126,15 @@ type Spawner struct {
 	// startMu serialises the check-then-start section of Start within this
 	// Spawner (the start lock file does so between agents), so two
 	// concurrent spawns can neither both take one worker id nor one port.
-	startMu  sync.Mutex
-	batch    startBatch // see startbatch.go; guarded by startMu
-	markers  markerCache
-	nextPort int
-	euid     int
-	cg       cgroups
+	startMu sync.Mutex
+	batch   startBatch // see startbatch.go; guarded by startMu
+	// tableReads counts the Starts that read the process table in full
+	// rather than the start lock's record (reservations.go).
+	tableReads atomic.Int64
+	markers    markerCache
+	nextPort   int
+	euid       int
+	cg         cgroups
 	// stopping holds the pids Stop is working on, so that the exit
 	// handling leaves their leftovers to it. For a watched worker the exit
 	// handling removes the entry (see exited), so that a stop that

@@ -2,13 +2,15 @@ package spawner
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"time"
 )
 
 // startBatch lets Starts queued behind one another in this Spawner share
-// one hold of the start lock and one scan of the process table. The scan
-// is what a start cost most; with the lock held throughout, no other agent
+// one hold of the start lock and one view of the workers running (a scan
+// of the process table, or the start lock's record, see reservations.go).
+// The scan is what a start cost most; with the lock held throughout, no other agent
 // can have started a worker since, and the workers this Spawner started
 // meanwhile are added as it starts them. What may have changed is only
 // that workers ended: their ports are then skipped for nothing (harmless),
@@ -20,6 +22,7 @@ type startBatch struct {
 	// The rest is guarded by startMu.
 	unlock  func() // releases the start lock; nil when not held
 	workers []Worker
+	scanned time.Time // when the process table was last read in full (reservations.go)
 	since   time.Time
 	starts  int
 }
@@ -47,13 +50,13 @@ func (s *Spawner) enterStart(ctx context.Context) ([]Worker, error) {
 		s.startMu.Unlock()
 		return nil, err
 	}
-	all, err := s.scan(ctx, false, func(m marker) bool { return true })
+	all, scanned, err := s.startView(ctx)
 	if err != nil {
 		unlock()
 		s.startMu.Unlock()
 		return nil, err
 	}
-	b.unlock, b.workers, b.since, b.starts = unlock, all, time.Now(), 1
+	b.unlock, b.workers, b.scanned, b.since, b.starts = unlock, all, scanned, time.Now(), 1
 	return all, nil
 }
 
@@ -66,6 +69,12 @@ func (s *Spawner) leaveStart(started *Worker) {
 		b.workers = append(b.workers, *started)
 	}
 	if b.waiting.Load() == 0 || b.starts >= batchMaxStarts || time.Since(b.since) > batchMaxHold {
+		// The record for the next Start, of this agent or another; without
+		// it (it could not be written) that Start reads the process table.
+		if err := writeStartRecord(recordPath(s.cfg.LockPath), b.workers, b.scanned); err != nil {
+			os.Remove(recordPath(s.cfg.LockPath))
+			s.cfg.Logger.Warn("cannot write the start lock's record of workers; the next start reads the process table", "err", err)
+		}
 		b.unlock()
 		b.unlock, b.workers = nil, nil
 	}

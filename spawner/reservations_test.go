@@ -1,0 +1,196 @@
+//go:build unix
+
+package spawner
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// privateLock gives harnesses a start lock (and so a record) of their
+// own, trusted for an hour so that what a test checks does not depend on
+// how fast the machine is.
+func privateLock(t *testing.T) func(*Config) {
+	path := filepath.Join(t.TempDir(), "start.lock")
+	return func(c *Config) { c.LockPath, c.recordTrust = path, time.Hour }
+}
+
+func readRecordFile(t *testing.T, h *harness) startRecord {
+	t.Helper()
+	rec, ok := readStartRecord(recordPath(h.cfg.LockPath))
+	if !ok {
+		b, err := os.ReadFile(recordPath(h.cfg.LockPath))
+		t.Fatalf("start record unreadable: %v %q", err, b)
+	}
+	return rec
+}
+
+func writeRecordFile(t *testing.T, h *harness, rec startRecord) {
+	t.Helper()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(recordPath(h.cfg.LockPath), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rowOf(rec startRecord, hive, id string) (recordRow, bool) {
+	i := slices.IndexFunc(rec.Workers, func(r recordRow) bool { return r.Hive == hive && r.Worker == id })
+	if i < 0 {
+		return recordRow{}, false
+	}
+	return rec.Workers[i], true
+}
+
+// The first Start reads the process table and leaves a record of what it
+// knows; the Starts after it, of this agent and of another one sharing
+// the lock, read the record instead, and it keeps their promises: no port
+// twice, no worker id of a hive twice.
+func TestStartRecord_StandsInForTheTable(t *testing.T) {
+	lock := privateLock(t)
+	a := newHarnessWith(t, 9300, 9399, lock)
+	b := newHarnessWith(t, 9300, 9399, lock)
+	aw1 := a.startReady(t, "w1", "m")
+	if n := a.tableReads.Load(); n != 1 {
+		t.Errorf("a's first Start read the table %d times, want 1 (there was no record)", n)
+	}
+	rec := readRecordFile(t, a)
+	if r, ok := rowOf(rec, a.hive, "w1"); !ok || r.PID != aw1.PID || r.Port != aw1.Port || r.StartMS != aw1.StartTime {
+		t.Errorf("record %+v: want a's w1 (pid %d, port %d, start %d)", rec, aw1.PID, aw1.Port, aw1.StartTime)
+	}
+
+	bw1 := b.startReady(t, "w1", "m") // the same id on another hive
+	spec := b.spec(t, "w2", "m")
+	spec.Port = aw1.Port
+	if _, err := b.Start(t.Context(), spec); !errors.Is(err, ErrPortTaken) {
+		t.Errorf("b's Start on a's port %d: got %v, want ErrPortTaken", aw1.Port, err)
+	}
+	if _, err := a.Start(t.Context(), a.spec(t, "w1", "m")); !isRunning(err, aw1.PID) {
+		t.Errorf("a's second Start of w1: got %v, want a RunningError for pid %d", err, aw1.PID)
+	}
+	if bw1.Port == aw1.Port {
+		t.Errorf("a's w1 and b's w1 share port %d", aw1.Port)
+	}
+	if na, nb := a.tableReads.Load(), b.tableReads.Load(); na != 1 || nb != 0 {
+		t.Errorf("table reads: a %d, b %d; want 1 and 0 (the record stood in)", na, nb)
+	}
+	rec = readRecordFile(t, b)
+	if _, ok := rowOf(rec, b.hive, "w1"); !ok {
+		t.Errorf("record %+v lacks b's w1", rec)
+	}
+	if _, ok := rowOf(rec, a.hive, "w1"); !ok {
+		t.Errorf("record %+v lacks a's w1", rec)
+	}
+
+	// A stopped worker leaves the record at the next Start.
+	a.mustStop(t, "w1", stopGrace)
+	a.waitExit(t, aw1.PID)
+	aw2 := a.startReady(t, "w2", "m")
+	rec = readRecordFile(t, a)
+	if _, ok := rowOf(rec, a.hive, "w1"); ok {
+		t.Errorf("record %+v still lists a's stopped w1", rec)
+	}
+	a.mustStop(t, "w2", stopGrace)
+	b.mustStop(t, "w1", stopGrace)
+	a.waitExit(t, aw2.PID)
+	b.waitExit(t, bw1.PID)
+}
+
+func isRunning(err error, pid int) bool {
+	var re *RunningError
+	return errors.As(err, &re) && re.Worker.PID == pid
+}
+
+// An entry is checked against the process table before it counts: one of
+// a process that is gone, of a live process that is no worker, or of a
+// worker that carries another id holds neither its port nor its id.
+func TestStartRecord_DropsEntriesThatAreNotTheWorker(t *testing.T) {
+	h := newHarnessWith(t, 9300, 9399, privateLock(t))
+	real := h.startReady(t, "real", "m")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	self, err := processStartTime(t.Context(), os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := []int{ownPort(t), ownPort(t), ownPort(t)}
+	writeRecordFile(t, h, startRecord{ScannedMS: time.Now().UnixMilli(), Workers: []recordRow{
+		{Hive: h.hive, Worker: "real", Port: real.Port, PID: real.PID, StartMS: real.StartTime},
+		{Hive: h.hive, Worker: "gone", Port: ports[0], PID: dead.Process.Pid, StartMS: 1},
+		{Hive: h.hive, Worker: "self", Port: ports[1], PID: os.Getpid(), StartMS: self},
+		{Hive: h.hive, Worker: "alias", Port: ports[2], PID: real.PID, StartMS: real.StartTime},
+	}})
+	var started []*Handle
+	for i, id := range []string{"gone", "self", "alias"} {
+		spec := h.spec(t, id, "m")
+		spec.Port = ports[i]
+		hd, err := h.Start(t.Context(), spec)
+		if err != nil {
+			t.Errorf("Start of %s on port %d, which a false entry claims: %v", id, ports[i], err)
+			continue
+		}
+		started = append(started, hd)
+	}
+	if _, err := h.Start(t.Context(), h.spec(t, "real", "m")); !isRunning(err, real.PID) {
+		t.Errorf("Start of real, which its true entry names: got %v, want a RunningError for pid %d", err, real.PID)
+	}
+	if n := h.tableReads.Load(); n != 1 {
+		t.Errorf("the table was read %d times, want once (the first Start, before any record)", n)
+	}
+	rec := readRecordFile(t, h)
+	for _, r := range rec.Workers {
+		if r.PID == dead.Process.Pid || r.PID == os.Getpid() || (r.Worker == "alias" && r.PID == real.PID) {
+			t.Errorf("record %+v keeps a false entry %+v", rec, r)
+		}
+	}
+	for _, hd := range append(started, real) {
+		h.mustStop(t, hd.WorkerID, stopGrace)
+		h.waitExit(t, hd.PID)
+	}
+}
+
+// A record that does not parse (an agent died writing it) or is older
+// than the trust window is not used: the process table is read.
+func TestStartRecord_UnreadableOrOldReadsTheTable(t *testing.T) {
+	h := newHarnessWith(t, 9300, 9399, privateLock(t))
+	w1 := h.startReady(t, "w1", "m")
+	for _, c := range []struct {
+		name    string
+		content func() []byte
+	}{
+		{"torn", func() []byte {
+			b, _ := os.ReadFile(recordPath(h.cfg.LockPath))
+			return append(b[:len(b)/2:len(b)/2], "garbage"...)
+		}},
+		{"old", func() []byte {
+			b, _ := json.Marshal(startRecord{ScannedMS: time.Now().Add(-2 * time.Hour).UnixMilli()})
+			return b
+		}},
+	} {
+		if err := os.WriteFile(recordPath(h.cfg.LockPath), c.content(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := h.tableReads.Load()
+		if _, err := h.Start(t.Context(), h.spec(t, "w1", "m")); !isRunning(err, w1.PID) {
+			t.Errorf("%s record: Start of the running w1 got %v, want a RunningError for pid %d", c.name, err, w1.PID)
+		}
+		if n := h.tableReads.Load() - before; n != 1 {
+			t.Errorf("%s record: the table was read %d times, want once", c.name, n)
+		}
+		if _, ok := rowOf(readRecordFile(t, h), h.hive, "w1"); !ok {
+			t.Errorf("%s record: the record written after the scan lacks w1", c.name)
+		}
+	}
+	h.mustStop(t, "w1", stopGrace)
+	h.waitExit(t, w1.PID)
+}
