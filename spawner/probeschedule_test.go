@@ -15,16 +15,39 @@ func TestProbeSchedule_ProbesAtOnceThenDoublesToTheCap(t *testing.T) {
 	}
 	now := t0
 	var gaps []time.Duration
-	for range 9 {
+	var at []time.Duration // time waited at each probe
+	for now.Sub(t0) < 2*time.Minute {
 		p.probed(now)
 		gaps = append(gaps, p.next.Sub(now))
+		at = append(at, now.Sub(t0))
 		now = p.next
 	}
-	want := []time.Duration{5, 10, 20, 40, 80, 160, 250, 250, 250}
+	if gaps[0] != 5*time.Millisecond || gaps[1] != 10*time.Millisecond {
+		t.Fatalf("first gaps %v, want 5 ms then 10 ms", gaps[:2])
+	}
+	inFirst2s := 0
 	for i, g := range gaps {
-		if g != want[i]*time.Millisecond {
-			t.Fatalf("gaps %v, want %v ms", gaps, want)
+		// What a silent worker waits beyond its start is under one gap:
+		// 10 ms in the first 2 s, then at most 0.5 % of the time waited
+		// (the cap one probe behind), never more than maxProbeGap.
+		limit := max(minCapGap, (at[i]+g)/waitedPerGap)
+		if g > limit || g > maxProbeGap {
+			t.Fatalf("gap %v after waiting %v: want at most %v (and %v)", g, at[i], limit, maxProbeGap)
 		}
+		if at[i] < 2*time.Second {
+			inFirst2s++
+		}
+	}
+	if last := gaps[len(gaps)-1]; last != maxProbeGap {
+		t.Errorf("after %v the gap is %v, want the cap %v", at[len(at)-1], last, maxProbeGap)
+	}
+	// The price: about 100 probes a second in the first 2 s, far fewer later.
+	if inFirst2s > 2*int(time.Second/minCapGap)+2 {
+		t.Errorf("%d probes in the first 2 s, want at most %d", inFirst2s, 2*int(time.Second/minCapGap)+2)
+	}
+	// 200 in the first 2 s, 200·ln(50/2) till the cap at 50 s, then 4 a second.
+	if n := len(gaps); n > 1200 {
+		t.Errorf("%d probes in 2 minutes, want at most 1200", n)
 	}
 }
 
@@ -32,7 +55,7 @@ func TestProbeSchedule_LogLineBringsTheProbeForward(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	p := newProbeSchedule(t0)
 	now := t0
-	for range 8 { // gap now at the cap
+	for now.Sub(t0) < time.Minute { // gap now at the cap
 		p.probed(now)
 		now = p.next
 	}
@@ -57,8 +80,15 @@ func TestProbeSchedule_LogLineBringsTheProbeForward(t *testing.T) {
 func TestProbeSchedule_ChattyLogIsProbedAboutEveryHintGap(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	p := newProbeSchedule(t0)
-	now, probes := t0, 0
-	end := t0.Add(time.Second)
+	now := t0
+	// A minute into the wait the silent schedule probes every 250 ms; in
+	// the first seconds it probes every 10 ms anyway, log or not.
+	for now.Sub(t0) < time.Minute {
+		p.probed(now)
+		now = p.next
+	}
+	probes := 0
+	end := now.Add(time.Second)
 	for now.Before(end) {
 		p.logGrew(now) // a line every poll
 		if !now.Before(p.next) {
@@ -67,10 +97,9 @@ func TestProbeSchedule_ChattyLogIsProbedAboutEveryHintGap(t *testing.T) {
 		}
 		now = now.Add(logPollEvery)
 	}
-	// At most one probe per hintGap, besides the first ones (at once, then
-	// after the backoff's gaps under hintGap: 5 and 10 ms); at least one
-	// per maxProbeGap.
-	if limit := int(time.Second/hintGap) + 3; probes > limit {
+	// At most one probe per hintGap (and one more for the line that
+	// started it all); at least one per maxProbeGap.
+	if limit := int(time.Second/hintGap) + 2; probes > limit {
 		t.Fatalf("%d probes in a second of a worker logging every %v, want at most %d", probes, logPollEvery, limit)
 	}
 	if probes < int(time.Second/maxProbeGap) {
