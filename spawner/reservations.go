@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -20,8 +21,8 @@ import (
 // is another process now is dropped, never trusted. Work then grows with
 // the workers, not with the processes of the machine.
 //
-// The table is read in full when the record is missing, unreadable (an
-// agent died while writing it), or older than recordTrust: a worker
+// The table is read in full when the record is missing, unreadable, or
+// older than recordTrust: a worker
 // started by an agent that keeps no record (an earlier version, during an
 // upgrade) is so seen within recordTrust, and the bind test of a port
 // still refuses one that such a worker already listens on.
@@ -103,10 +104,14 @@ func readStartRecord(path string) (startRecord, bool) {
 
 // writeStartRecord replaces the record with workers, the process table
 // last read in full at scanned. Called with the start lock held, so no
-// one reads it meanwhile: it is written in place, not aside and renamed
-// (ext4 flushes a file renamed over another). An agent that dies while
-// writing leaves a record that does not parse (the old one's tail follows
-// a shorter new one until the truncate), so the next Start scans.
+// one reads it meanwhile: it is written in place with one write, not
+// aside and renamed (ext4 flushes a file renamed over another). A record
+// shorter than the one it replaces is padded with spaces, which JSON
+// allows after a value, rather than truncated: one system call less. Only
+// a file far larger than its record (many workers ended) is truncated; an
+// agent that dies between that write and the truncate leaves the new
+// record followed by the old one's tail, which does not parse, so the next
+// Start reads the process table.
 func writeStartRecord(path string, workers []Worker, scanned time.Time) error {
 	rec := startRecord{ScannedMS: scanned.UnixMilli(), Workers: make([]recordRow, 0, len(workers))}
 	for _, w := range workers {
@@ -120,13 +125,24 @@ func writeStartRecord(path string, workers []Worker, scanned time.Time) error {
 	if err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	shrink := fi.Size() > 4*int64(len(b))+4096
+	if old := fi.Size(); old > int64(len(b)) && !shrink {
+		b = append(b, bytes.Repeat([]byte{' '}, int(old)-len(b))...)
+	}
 	if _, err := f.WriteAt(b, 0); err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Truncate(int64(len(b))); err != nil {
-		f.Close()
-		return err
+	if shrink {
+		if err := f.Truncate(int64(len(b))); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }

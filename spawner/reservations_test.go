@@ -194,3 +194,46 @@ func TestStartRecord_UnreadableOrOldReadsTheTable(t *testing.T) {
 	h.mustStop(t, "w1", stopGrace)
 	h.waitExit(t, w1.PID)
 }
+
+// A shorter record is padded with spaces (still one JSON value), a far
+// shorter one truncated; either way it reads back as written.
+func TestWriteStartRecord_PadsOrShrinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "start.lock.workers")
+	at := time.UnixMilli(1_796_000_000_000)
+	many := make([]Worker, 200)
+	for i := range many {
+		many[i] = Worker{HiveID: "h", WorkerID: "w" + string(rune('a'+i%26)), Port: 9000 + i, PID: 1000 + i, StartTime: int64(i)}
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	for _, step := range []struct {
+		name    string
+		workers []Worker
+		grows   func(before, after int64) bool
+	}{
+		{"200 workers", many, func(b, a int64) bool { return a > b }},
+		{"190 workers (padded)", many[:190], func(b, a int64) bool { return a == b }},
+		{"1 worker (truncated)", many[:1], func(b, a int64) bool { return a < b/4 }},
+	} {
+		before := int64(0)
+		if _, err := os.Stat(path); err == nil {
+			before = size()
+		}
+		if err := writeStartRecord(path, step.workers, at); err != nil {
+			t.Fatal(err)
+		}
+		if !step.grows(before, size()) {
+			t.Errorf("%s: file %d bytes, was %d", step.name, size(), before)
+		}
+		rec, ok := readStartRecord(path)
+		if !ok || rec.ScannedMS != at.UnixMilli() || len(rec.Workers) != len(step.workers) ||
+			rec.Workers[len(rec.Workers)-1].PID != step.workers[len(step.workers)-1].PID {
+			t.Errorf("%s: read back %v %+v", step.name, ok, rec)
+		}
+	}
+}
