@@ -213,13 +213,23 @@ func runOnce(cfg config, bin, worker, dir string, r *report) error {
 		}
 	}
 	if cfg.only["growth"] {
+		// Up to 10,000 commands (the agent's republish window and caches
+		// fill), then 10,000 more: what grows in the second half grows
+		// with the commands.
 		before := a.usage()
 		if err := a.topUp(10000); err != nil {
 			return err
 		}
+		mid := a.usage()
+		if err := a.topUp(20000); err != nil {
+			return err
+		}
 		after := a.usage()
-		r.line("after %d commands: threads %d -> %d, open files %d -> %d, RSS %.1f MB -> %.1f MB",
-			a.commands, before.threads, after.threads, before.fds, after.fds, mb(before.rss), mb(after.rss))
+		r.line("after %d and %d commands: threads %d -> %d -> %d, open files %d -> %d -> %d, RSS %.1f MB -> %.1f MB -> %.1f MB",
+			10000, a.commands, before.threads, mid.threads, after.threads, before.fds, mid.fds, after.fds,
+			mb(before.rss), mb(mid.rss), mb(after.rss))
+		r.value("RSS after 10,000 commands, MB", mb(mid.rss))
+		r.value("RSS after 20,000 commands, MB", mb(after.rss))
 	}
 	if out, _ := exec.Command("pgrep", "-f", worker).Output(); len(out) > 0 {
 		return fmt.Errorf("workers left behind: %s", out)
