@@ -16,9 +16,14 @@ const MaxDeadlineMS = 86_400_000
 // Agent is what the agent commands need of the agent itself.
 // Implementations must be safe for concurrent use.
 type Agent interface {
-	// SetDraining records (and persists, and announces) the drain state.
-	// Turning it on returns a channel closed when a resume ends it.
-	SetDraining(on bool, d wire.DrainState) (wire.DrainState, <-chan struct{}, error)
+	// SetDraining records (and persists, and announces) the drain state
+	// asked for by the command by. Turning it on returns a channel closed
+	// when a resume ends it; with StopWorkers the agent remembers when the
+	// deadline ends, so that a restarted agent stops the workers then.
+	SetDraining(on bool, d wire.DrainState, by wire.Envelope) (wire.DrainState, <-chan struct{}, error)
+	// DrainStopped records that the drain's workers were stopped at its
+	// deadline, so that a restarted agent does not stop them again.
+	DrainStopped()
 }
 
 // Drain stops the agent from starting workers (spawn and restart answer
@@ -53,7 +58,7 @@ func (c *Drain) Execute(ctx context.Context, d Deps) (any, error) {
 		return nil, &wire.Error{Code: wire.CodeInternal, Message: "this agent cannot drain"}
 	}
 	deadline := time.Duration(*c.DeadlineMS) * time.Millisecond
-	st, resumed, err := d.Agent.SetDraining(true, wire.DrainState{StopWorkers: c.StopWorkers, DeadlineMS: *c.DeadlineMS})
+	st, resumed, err := d.Agent.SetDraining(true, wire.DrainState{StopWorkers: c.StopWorkers, DeadlineMS: *c.DeadlineMS}, c.Envelope)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +112,7 @@ func (c *Drain) Execute(ctx context.Context, d Deps) (any, error) {
 		}
 		res.Stopped = append(res.Stopped, dep.WorkerID)
 	}
+	d.Agent.DrainStopped()
 	return res, nil
 }
 
@@ -126,7 +132,7 @@ func (c *Resume) Execute(ctx context.Context, d Deps) (any, error) {
 	if d.Agent == nil {
 		return nil, &wire.Error{Code: wire.CodeInternal, Message: "this agent cannot drain"}
 	}
-	st, _, err := d.Agent.SetDraining(false, wire.DrainState{})
+	st, _, err := d.Agent.SetDraining(false, wire.DrainState{}, c.Envelope)
 	if err != nil {
 		return nil, err
 	}

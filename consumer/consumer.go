@@ -254,6 +254,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}
 	c.startHeartbeat()
+	c.resumeDrainDeadline()
 	return nil
 }
 

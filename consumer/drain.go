@@ -21,8 +21,24 @@ import (
 type drainState struct {
 	mu  sync.Mutex
 	cur wire.DrainState
+	// stopAt, job and command are the drain file's own fields: when a
+	// drain with stop_workers stops the workers, and the command that asked.
+	stopAt       time.Time
+	job, command string
 	// resumed is closed by the resume that ends the current drain.
 	resumed chan struct{}
+}
+
+// drainFile is what Config.DrainFile holds: the drain state as the wire
+// shows it, plus what an agent restarted during the drain's deadline needs
+// to stop the workers when it ends (resumeDrainDeadline).
+type drainFile struct {
+	wire.DrainState
+	// StopAtMS is when the workers are stopped (ms since the epoch); 0
+	// without stop_workers and once they were stopped.
+	StopAtMS  int64  `json:"stop_at_ms,omitempty"`
+	JobID     string `json:"job_id,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
 }
 
 func (d *drainState) active() bool {
@@ -57,26 +73,79 @@ func (c *Consumer) loadDrain() error {
 	if err != nil {
 		return fmt.Errorf("read drain state: %w", err)
 	}
-	var st wire.DrainState
-	if err := json.Unmarshal(data, &st); err != nil {
+	var f drainFile
+	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("drain state %s: %w", c.cfg.DrainFile, err)
 	}
-	if st.Draining {
+	if f.Draining {
 		c.drain.mu.Lock()
-		c.drain.cur, c.drain.resumed = st, make(chan struct{})
+		c.drain.cur, c.drain.resumed = f.DrainState, make(chan struct{})
+		c.drain.job, c.drain.command = f.JobID, f.CommandID
+		c.drain.stopAt = time.Time{}
+		if f.StopAtMS > 0 {
+			c.drain.stopAt = time.UnixMilli(f.StopAtMS)
+		}
 		c.drain.mu.Unlock()
-		c.log.Warn("draining, as an earlier run was told: spawns and restarts are refused until a resume", "since", st.Since, "file", c.cfg.DrainFile)
+		c.log.Warn("draining, as an earlier run was told: spawns and restarts are refused until a resume", "since", f.Since, "file", c.cfg.DrainFile)
 	}
 	return nil
+}
+
+// resumeDrainDeadline takes on the deadline of a drain with stop_workers
+// that an earlier run accepted and did not live to end: the workers are
+// stopped when it passes (at once when it has), unless a resume comes
+// first, narrated on the drain's own job. It runs as an agent.drain
+// command with the deadline that is left, so it is counted, waited for by
+// Close and cancelled like the command it continues.
+func (c *Consumer) resumeDrainDeadline() {
+	c.drain.mu.Lock()
+	st, stopAt, job, command := c.drain.cur, c.drain.stopAt, c.drain.job, c.drain.command
+	c.drain.mu.Unlock()
+	if !st.Draining || !st.StopWorkers || stopAt.IsZero() {
+		return
+	}
+	left := max(0, time.Until(stopAt).Milliseconds())
+	body, err := json.Marshal(wire.DrainRequest{Envelope: wire.Envelope{JobID: job, CommandID: command}, StopWorkers: true, DeadlineMS: &left})
+	if err != nil {
+		c.log.Error("resume the drain's deadline", "err", err)
+		return
+	}
+	c.log.Warn("the drain's deadline outlived the earlier run; its workers are stopped when it passes",
+		"stop_at", stopAt.UTC().Format(time.RFC3339Nano), "in", time.Duration(left)*time.Millisecond, "job_id", job)
+	c.dispatch(wire.KindDrain, inbound{data: body, via: ", resuming the deadline of the drain an earlier run accepted"})
+}
+
+// DrainStopped records that the drain's deadline passed and its workers
+// were stopped, so that a later run does not stop workers again.
+func (c *Consumer) DrainStopped() {
+	c.drain.mu.Lock()
+	defer c.drain.mu.Unlock()
+	if !c.drain.cur.Draining || c.drain.stopAt.IsZero() {
+		return
+	}
+	c.drain.stopAt = time.Time{}
+	if err := c.saveDrain(c.drainFileLocked()); err != nil {
+		c.log.Warn("cannot record that the drain stopped its workers; a restarted agent stops them again", "err", err)
+	}
+}
+
+// drainFileLocked is the drain file's content now; c.drain.mu held.
+func (c *Consumer) drainFileLocked() drainFile {
+	f := drainFile{DrainState: c.drain.cur, JobID: c.drain.job, CommandID: c.drain.command}
+	if !c.drain.stopAt.IsZero() {
+		f.StopAtMS = c.drain.stopAt.UnixMilli()
+	}
+	return f
 }
 
 // SetDraining turns draining on or off: it persists the state first (a
 // drain the agent cannot keep is refused), then re-registers the service
 // with metadata draining "true" (or without it) and publishes the event.
-func (c *Consumer) SetDraining(on bool, want wire.DrainState) (wire.DrainState, <-chan struct{}, error) {
+func (c *Consumer) SetDraining(on bool, want wire.DrainState, by wire.Envelope) (wire.DrainState, <-chan struct{}, error) {
 	c.drain.mu.Lock()
 	prev := c.drain.cur
 	next := wire.DrainState{}
+	var stopAt time.Time
 	if on {
 		next = want
 		next.Draining = true
@@ -84,12 +153,24 @@ func (c *Consumer) SetDraining(on bool, want wire.DrainState) (wire.DrainState, 
 		if !prev.Draining {
 			next.Since = wire.Time{Time: time.Now()}
 		}
+		if next.StopWorkers {
+			stopAt = time.Now().Add(time.Duration(next.DeadlineMS) * time.Millisecond)
+		}
+		if prev.Draining && by.CommandID != "" && by.CommandID == c.drain.command {
+			// The same drain, continued by a later run with the deadline
+			// that was left: the state keeps the deadline it was given.
+			next.DeadlineMS = prev.DeadlineMS
+		}
 	}
-	if err := c.saveDrain(next); err != nil {
+	f := drainFile{DrainState: next, JobID: by.JobID, CommandID: by.CommandID}
+	if !stopAt.IsZero() {
+		f.StopAtMS = stopAt.UnixMilli()
+	}
+	if err := c.saveDrain(f); err != nil {
 		c.drain.mu.Unlock()
 		return prev, nil, err
 	}
-	c.drain.cur = next
+	c.drain.cur, c.drain.stopAt, c.drain.job, c.drain.command = next, stopAt, by.JobID, by.CommandID
 	switch {
 	case on && !prev.Draining:
 		c.drain.resumed = make(chan struct{})
@@ -114,7 +195,7 @@ func (c *Consumer) SetDraining(on bool, want wire.DrainState) (wire.DrainState, 
 
 // saveDrain writes st to the drain file (atomically: a temporary file
 // renamed over it); not draining removes it.
-func (c *Consumer) saveDrain(st wire.DrainState) error {
+func (c *Consumer) saveDrain(st drainFile) error {
 	f := c.cfg.DrainFile
 	if f == "" {
 		return nil

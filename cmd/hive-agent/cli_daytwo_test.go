@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -156,4 +160,83 @@ func TestCLI_DrainAndResume(t *testing.T) {
 	mustCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "d2")
 	mustCLI(t, url, "stop", "-H", hive, "d2")
 	wantCLI(t, runCLI(t, url, "drain", "-H", hive, "--deadline", "1s"), 2, "--stop-workers")
+}
+
+// The deadline of drain --stop-workers outlives a SIGKILL of the agent:
+// the next run stops the workers when it passes, narrated on the drain's
+// job, and records that it did, so the run after it stops nothing again.
+func TestCLI_DrainDeadlineOutlivesTheAgent(t *testing.T) {
+	hive := newHive(t)
+	s := testenv.NATS(t)
+	url := s.ClientURL()
+	stateDir := t.TempDir()
+	args := []string{"--hive-id", hive, "--nats-url", url, "--state-dir", stateDir}
+	logDir := t.TempDir()
+	a := startBinary(t, logDir, args...)
+	a.waitLog(t, "serving worker commands")
+	r := mustCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "k1", "--json")
+	var sp client.Reply[client.SpawnResult]
+	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil || sp.Result.PID == 0 {
+		t.Fatalf("spawn --json: %v: %s", err, r)
+	}
+	drain := startFollower(t, url, "drain", "-H", hive, "--stop-workers", "--deadline", "4s")
+	file := filepath.Join(stateDir, "drain", hive+".json")
+	var st struct {
+		Draining bool   `json:"draining"`
+		StopAtMS int64  `json:"stop_at_ms"`
+		JobID    string `json:"job_id"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st.StopAtMS == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain with a deadline in %s; drain printed:\n%s\n%s", file, drain.stdout, drain.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+		b, _ := os.ReadFile(file)
+		json.Unmarshal(b, &st)
+	}
+	a.stop(t, syscall.SIGKILL)
+	if !testenv.Alive(sp.Result.PID) {
+		t.Fatalf("k1 (pid %d) ended with the agent", sp.Result.PID)
+	}
+
+	nc := testenv.Connect(t, s)
+	narr, err := nc.SubscribeSync("job." + st.JobID + ".narration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	b := startBinary(t, logDir, args...)
+	b.waitLog(t, "the drain's deadline outlived the earlier run")
+	if !testenv.WaitGone(sp.Result.PID, 30*time.Second) {
+		t.Fatalf("k1 (pid %d) still runs 30 s after the drain's deadline", sp.Result.PID)
+	}
+	if time.Now().Before(time.UnixMilli(st.StopAtMS)) {
+		t.Errorf("k1 was stopped before the deadline (%s)", time.UnixMilli(st.StopAtMS).UTC())
+	}
+	var actions []string
+	for !slices.Contains(actions, "agent_drained") {
+		m, err := narr.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("narration of the drain's job %s: %v; got %v", st.JobID, err, actions)
+		}
+		var e struct{ Action string }
+		json.Unmarshal(m.Data, &e)
+		actions = append(actions, e.Action)
+	}
+	if !slices.Contains(actions, "worker_stopped") {
+		t.Errorf("the drain's job narrated %v, want worker_stopped before agent_drained", actions)
+	}
+	b.waitLog(t, "kind=agent.drain")
+	if data, _ := os.ReadFile(file); strings.Contains(string(data), "stop_at_ms") || !strings.Contains(string(data), `"draining":true`) {
+		t.Errorf("drain file after the stop: %s; want draining without a pending stop", data)
+	}
+	b.stop(t, syscall.SIGTERM)
+	c := startBinary(t, logDir, args...)
+	c.waitLog(t, "draining, as an earlier run was told")
+	c.waitLog(t, "serving worker commands")
+	mustCLI(t, url, "resume", "-H", hive)
+	if strings.Contains(c.out.String(), "outlived") {
+		t.Errorf("the third run took on the deadline again:\n%s", c.out)
+	}
 }
