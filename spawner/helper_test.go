@@ -72,7 +72,7 @@ func runHelper() int {
 	var lo, hi int
 	fmt.Sscanf(os.Getenv("HELPER_PORTS"), "%d-%d", &lo, &hi)
 	s, err := New(Config{HiveID: os.Getenv("HELPER_HIVE"), LogDir: os.Getenv("HELPER_LOG_DIR"), PortMin: lo, PortMax: hi,
-		Containment: os.Getenv("HELPER_CONTAINMENT")})
+		Containment: os.Getenv("HELPER_CONTAINMENT"), LockPath: os.Getenv("HELPER_LOCK")})
 	if err != nil {
 		fmt.Println("error - new:", err)
 		return 1

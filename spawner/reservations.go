@@ -17,8 +17,13 @@ import (
 // record beside it, <lock>.workers, of the workers it knows: those the last
 // full scan found plus those started since. The next Start (of any agent)
 // reads the record instead of the table and checks each entry against the
-// table, by pid, start time and marker; an entry whose process is gone or
-// is another process now is dropped, never trusted. Work then grows with
+// table: its pid must still be a worker that carries the entry's hive and
+// worker id in its marker, leads its group and runs as this user; an
+// entry whose process is gone or is another process now is dropped, never
+// trusted. (Not by start time: an agent's start times are exact only
+// within its own run, see startTimeOffsetMS, so two agents may compute
+// one process's start 10 ms apart; and a pid that a worker of the same id
+// took again is that worker all the same.) Work then grows with
 // the workers, not with the processes of the machine.
 //
 // The table is read in full when the record is missing, unreadable, or
@@ -45,11 +50,10 @@ type startRecord struct {
 }
 
 type recordRow struct {
-	Hive    string `json:"hive"`
-	Worker  string `json:"worker"`
-	Port    int    `json:"port"`
-	PID     int    `json:"pid"`
-	StartMS int64  `json:"start_ms"`
+	Hive   string `json:"hive"`
+	Worker string `json:"worker"`
+	Port   int    `json:"port"`
+	PID    int    `json:"pid"`
 }
 
 // startView returns the workers running now for a Start that has just
@@ -68,8 +72,9 @@ func (s *Spawner) startView(ctx context.Context) ([]Worker, time.Time, error) {
 	return all, now, err
 }
 
-// checkRecord keeps the rows whose process is still that worker: same
-// pid, start time and marker, leading its group, of this user.
+// checkRecord keeps the rows whose pid is still that worker: its marker
+// names the row's hive and worker id, it leads its group, runs as this
+// user, and is not a child of that worker that called setsid.
 func (s *Spawner) checkRecord(ctx context.Context, rows []recordRow) []Worker {
 	parents := map[int]marker{}
 	in := inspection{cached: true, parentMarker: func(ppid int) marker {
@@ -83,8 +88,7 @@ func (s *Spawner) checkRecord(ctx context.Context, rows []recordRow) []Worker {
 	out := make([]Worker, 0, len(rows))
 	for _, r := range rows {
 		in.keep = func(m marker) bool { return m.hive() == r.Hive && m.worker() == r.Worker }
-		w, ok := s.inspect(ctx, r.PID, in)
-		if ok && w.StartTime == r.StartMS {
+		if w, ok := s.inspect(ctx, r.PID, in); ok {
 			out = append(out, w)
 		}
 	}
@@ -115,7 +119,7 @@ func readStartRecord(path string) (startRecord, bool) {
 func writeStartRecord(path string, workers []Worker, scanned time.Time) error {
 	rec := startRecord{ScannedMS: scanned.UnixMilli(), Workers: make([]recordRow, 0, len(workers))}
 	for _, w := range workers {
-		rec.Workers = append(rec.Workers, recordRow{Hive: w.HiveID, Worker: w.WorkerID, Port: w.Port, PID: w.PID, StartMS: w.StartTime})
+		rec.Workers = append(rec.Workers, recordRow{Hive: w.HiveID, Worker: w.WorkerID, Port: w.Port, PID: w.PID})
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {

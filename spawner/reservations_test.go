@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rbee/hive-agent/internal/testenv"
 )
 
 // privateLock gives harnesses a start lock (and so a record) of their
@@ -63,8 +65,8 @@ func TestStartRecord_StandsInForTheTable(t *testing.T) {
 		t.Errorf("a's first Start read the table %d times, want 1 (there was no record)", n)
 	}
 	rec := readRecordFile(t, a)
-	if r, ok := rowOf(rec, a.hive, "w1"); !ok || r.PID != aw1.PID || r.Port != aw1.Port || r.StartMS != aw1.StartTime {
-		t.Errorf("record %+v: want a's w1 (pid %d, port %d, start %d)", rec, aw1.PID, aw1.Port, aw1.StartTime)
+	if r, ok := rowOf(rec, a.hive, "w1"); !ok || r.PID != aw1.PID || r.Port != aw1.Port {
+		t.Errorf("record %+v: want a's w1 (pid %d, port %d)", rec, aw1.PID, aw1.Port)
 	}
 
 	bw1 := b.startReady(t, "w1", "m") // the same id on another hive
@@ -119,16 +121,12 @@ func TestStartRecord_DropsEntriesThatAreNotTheWorker(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	self, err := processStartTime(t.Context(), os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ports := []int{ownPort(t), ownPort(t), ownPort(t)}
 	writeRecordFile(t, h, startRecord{ScannedMS: time.Now().UnixMilli(), Workers: []recordRow{
-		{Hive: h.hive, Worker: "real", Port: real.Port, PID: real.PID, StartMS: real.StartTime},
-		{Hive: h.hive, Worker: "gone", Port: ports[0], PID: dead.Process.Pid, StartMS: 1},
-		{Hive: h.hive, Worker: "self", Port: ports[1], PID: os.Getpid(), StartMS: self},
-		{Hive: h.hive, Worker: "alias", Port: ports[2], PID: real.PID, StartMS: real.StartTime},
+		{Hive: h.hive, Worker: "real", Port: real.Port, PID: real.PID},
+		{Hive: h.hive, Worker: "gone", Port: ports[0], PID: dead.Process.Pid},
+		{Hive: h.hive, Worker: "self", Port: ports[1], PID: os.Getpid()},
+		{Hive: h.hive, Worker: "alias", Port: ports[2], PID: real.PID},
 	}})
 	var started []*Handle
 	for i, id := range []string{"gone", "self", "alias"} {
@@ -202,7 +200,7 @@ func TestWriteStartRecord_PadsOrShrinks(t *testing.T) {
 	at := time.UnixMilli(1_796_000_000_000)
 	many := make([]Worker, 200)
 	for i := range many {
-		many[i] = Worker{HiveID: "h", WorkerID: "w" + string(rune('a'+i%26)), Port: 9000 + i, PID: 1000 + i, StartTime: int64(i)}
+		many[i] = Worker{HiveID: "h", WorkerID: "w" + string(rune('a'+i%26)), Port: 9000 + i, PID: 1000 + i}
 	}
 	size := func() int64 {
 		fi, err := os.Stat(path)
@@ -235,5 +233,50 @@ func TestWriteStartRecord_PadsOrShrinks(t *testing.T) {
 			rec.Workers[len(rec.Workers)-1].PID != step.workers[len(step.workers)-1].PID {
 			t.Errorf("%s: read back %v %+v", step.name, ok, rec)
 		}
+	}
+}
+
+// An agent in another process reads the record, checks this agent's
+// worker in it against the process table and writes it back: the worker
+// stays, so this agent refuses to start its id again. (Each process
+// computes start times with an offset of its own, see startTimeOffsetMS:
+// when entries were checked by start time, the other agent dropped this
+// one's worker and this one started a twin; seen in CI.)
+func TestStartRecord_AnotherProcessKeepsOurWorkers(t *testing.T) {
+	lock := privateLock(t)
+	a := newHarnessWith(t, 9300, 9399, lock)
+	b := newHarnessWith(t, 9300, 9399, lock) // the helper's hive and log dir
+	t.Cleanup(func() { testenv.Stop(b.hive) })
+	aw1 := a.startReady(t, "w1", "m")
+	// Fresh, so the helper reads the record rather than the table.
+	rec := readRecordFile(t, a)
+	rec.ScannedMS = time.Now().UnixMilli()
+	writeRecordFile(t, a, rec)
+	t.Setenv("HELPER_LOCK", a.cfg.LockPath)
+	helper, out := startHelper(t, b.hive, b.logDir, ContainmentAuto, 9300, 9399, "m", []string{"x1"})
+	res := waitHelper(t, helper, out)
+	if len(res) != 1 || res[0].status != "ok" {
+		t.Fatalf("helper: %+v\n%s", res, out)
+	}
+	if res[0].port == aw1.Port {
+		t.Errorf("the helper's x1 got a's port %d", aw1.Port)
+	}
+	rec = readRecordFile(t, a)
+	if _, ok := rowOf(rec, a.hive, "w1"); !ok {
+		t.Errorf("the record the other process wrote lacks a's w1: %+v", rec)
+	}
+	if _, ok := rowOf(rec, b.hive, "x1"); !ok {
+		t.Errorf("the record the other process wrote lacks its x1: %+v", rec)
+	}
+	if _, err := a.Start(t.Context(), a.spec(t, "w1", "m")); !isRunning(err, aw1.PID) {
+		t.Errorf("a's Start of w1 after the other process wrote the record: got %v, want a RunningError for pid %d", err, aw1.PID)
+	}
+	if n := a.tableReads.Load(); n != 1 {
+		t.Errorf("a read the table %d times, want once (before there was a record)", n)
+	}
+	a.mustStop(t, "w1", stopGrace)
+	a.waitExit(t, aw1.PID)
+	if _, err := b.Stop(t.Context(), "x1", stopGrace, nil); err != nil {
+		t.Errorf("Stop x1: %v", err)
 	}
 }
