@@ -168,7 +168,11 @@ func (c *Claim) renewKey() {
 		return
 	}
 	holder := "an unknown agent"
-	if e, gerr := kv.Get(ctx, key); gerr == nil {
+	// A time of its own: under load the update and the create may have
+	// used up the renewal's, and the message should name the winner.
+	gctx, gcancel := context.WithTimeout(context.Background(), c.cfg.Lease/4)
+	defer gcancel()
+	if e, gerr := kv.Get(gctx, key); gerr == nil {
 		var o claimant
 		if json.Unmarshal(e.Value(), &o) == nil {
 			if c.isMe(o) {
