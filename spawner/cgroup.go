@@ -4,6 +4,7 @@ package spawner
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -128,6 +129,30 @@ func (c cgroups) prepare(hive, worker string) (string, int, error) {
 		return "", -1, fmt.Errorf("open cgroup: %w", err)
 	}
 	return dir, fd, nil
+}
+
+// runningInItsCgroup finds a live worker of this hive with id workerID in
+// the cgroup a new worker of that id would get, which prepare empties. A
+// Start whose view of the running workers missed it (the record beside
+// the start lock, see reservations.go) so answers that the worker runs,
+// rather than killing it and starting a twin. One read of cgroup.events
+// when the cgroup is gone or empty, as it is unless such a worker runs or
+// left processes behind.
+func (s *Spawner) runningInItsCgroup(ctx context.Context, workerID string) (Worker, bool) {
+	if !s.cg.enabled() {
+		return Worker{}, false
+	}
+	dir := s.cg.dir(s.cfg.HiveID, workerID)
+	if !cgroupPopulated(dir) {
+		return Worker{}, false
+	}
+	in := inspection{keep: func(m marker) bool { return m.hive() == s.cfg.HiveID && m.worker() == workerID }}
+	for _, pid := range cgroupProcs(dir) {
+		if w, ok := s.inspect(ctx, pid, in); ok {
+			return w, true
+		}
+	}
+	return Worker{}, false
 }
 
 // cgroupPopulated reports whether any live process is in dir or below.

@@ -1,6 +1,9 @@
 package spawner
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Containment modes, as Config.Containment and Spawner.Containment name
 // them. On Windows every worker is in a job object whatever the mode.
@@ -24,3 +27,7 @@ func probeCgroups() (cgroups, error) {
 func (cgroups) enabled() bool    { return false }
 func (cgroups) of(Worker) string { return "" }
 func removeCgroup(string)        {}
+
+// runningInItsCgroup: no cgroups on Windows (a worker's job object is
+// opened by name instead, see job_windows.go).
+func (s *Spawner) runningInItsCgroup(context.Context, string) (Worker, bool) { return Worker{}, false }

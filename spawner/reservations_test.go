@@ -280,3 +280,28 @@ func TestStartRecord_AnotherProcessKeepsOurWorkers(t *testing.T) {
 		t.Errorf("Stop x1: %v", err)
 	}
 }
+
+// Should the record ever lack a running worker (an agent of an earlier
+// version started it, or a bug), a Start of that worker's id in cgroup
+// mode still finds it in the cgroup it would reuse: it answers that the
+// worker runs and leaves it alone, rather than emptying the cgroup and
+// starting a twin.
+func TestStartRecord_MissingWorkerIsFoundInItsCgroup(t *testing.T) {
+	h := newHarnessWith(t, 9300, 9399, func(c *Config) {
+		privateLock(t)(c)
+		c.Containment = ContainmentAuto
+	})
+	if h.Containment() != ContainmentCgroup {
+		t.Skipf("containment here is %s: no cgroup to find the worker in", h.Containment())
+	}
+	w1 := h.startReady(t, "w1", "m")
+	writeRecordFile(t, h, startRecord{ScannedMS: time.Now().UnixMilli()}) // fresh, and without w1
+	if _, err := h.Start(t.Context(), h.spec(t, "w1", "m")); !isRunning(err, w1.PID) {
+		t.Errorf("Start of w1, missing from the record: got %v, want a RunningError for pid %d", err, w1.PID)
+	}
+	if !testenv.Alive(w1.PID) {
+		t.Fatalf("w1 (pid %d) was killed by a Start of its id", w1.PID)
+	}
+	h.mustStop(t, "w1", stopGrace)
+	h.waitExit(t, w1.PID)
+}

@@ -40,6 +40,11 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		}
 		used[w.Port] = true
 	}
+	if w, ok := s.runningInItsCgroup(ctx, spec.WorkerID); ok {
+		s.cfg.Logger.Error("a running worker was missing from the start's view of the workers; refusing to start its id again",
+			"worker_id", w.WorkerID, "pid", w.PID)
+		return nil, &RunningError{Worker: w}
+	}
 	port := spec.Port
 	if port == 0 {
 		if port, err = s.pickPort(used); err != nil {
