@@ -39,7 +39,7 @@ func (c *Restart) validate() *wire.Error {
 func (c *Restart) Execute(ctx context.Context, d Deps) (any, error) {
 	w, err := d.Spawner.Find(ctx, c.WorkerID)
 	if errors.Is(err, spawner.ErrWorkerNotFound) {
-		if res, ok, err := c.fromBackoff(ctx, d); ok {
+		if res, ok, err := c.fromDeparted(ctx, d); ok {
 			return res, err
 		}
 	}
@@ -91,25 +91,33 @@ func orNone(sig string) string {
 	return sig
 }
 
-// fromBackoff starts at once a worker that failed and waits for its
-// restart (state backoff): there is nothing to stop, its pending restart
-// is cancelled and the spec comes from its last process. ok is false when
-// the worker is not in backoff.
-func (c *Restart) fromBackoff(ctx context.Context, d Deps) (any, bool, error) {
+// fromDeparted starts again a worker that is not running but that this
+// agent saw go: one that failed and waits for its restart (state backoff:
+// its pending restart is cancelled and it starts at once) or one that
+// exited within the exited TTL (state exited: as supervisorctl restart
+// starts a stopped program). Nothing is stopped; the spec comes from its
+// last process. ok is false when the worker is neither.
+func (c *Restart) fromDeparted(ctx context.Context, d Deps) (any, bool, error) {
 	for _, dep := range d.Spawner.Departed() {
-		if dep.WorkerID != c.WorkerID || dep.State != spawner.StateBackoff {
+		if dep.WorkerID != c.WorkerID || (dep.State != spawner.StateBackoff && dep.State != spawner.StateExited) {
 			continue
 		}
 		start := c.spawnOf(dep.Worker, d)
 		if e := start.validate(); e != nil {
 			return nil, true, fmt.Errorf("worker %s cannot be started again from its last spec: %w", dep.WorkerID, e)
 		}
-		if !d.Spawner.CancelRestart(c.WorkerID) {
-			return nil, false, nil // its restart began meanwhile: not_found, as before
+		if dep.State == spawner.StateBackoff {
+			if !d.Spawner.CancelRestart(c.WorkerID) {
+				return nil, false, nil // its restart began meanwhile: not_found, as before
+			}
+			d.Narrator.Narrate("worker_restart_cancelled", wire.LevelInfo,
+				fmt.Sprintf("Worker %s (pid %d) had failed and was waiting for its restart at %s; starting it now instead.",
+					dep.WorkerID, dep.PID, wire.FormatTime(dep.RestartAt)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
+		} else {
+			d.Narrator.Narrate("worker_already_exited", wire.LevelInfo,
+				fmt.Sprintf("Worker %s (pid %d) had exited at %s (%s); starting it again with the spec it was started with.",
+					dep.WorkerID, dep.PID, wire.FormatTime(dep.ExitedAt), exitWords(dep.Exit)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
 		}
-		d.Narrator.Narrate("worker_restart_cancelled", wire.LevelInfo,
-			fmt.Sprintf("Worker %s (pid %d) had failed and was waiting for its restart at %s; starting it now instead.",
-				dep.WorkerID, dep.PID, wire.FormatTime(dep.RestartAt)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
 		res, err := start.Execute(ctx, d)
 		if err != nil {
 			return nil, true, err
@@ -117,4 +125,15 @@ func (c *Restart) fromBackoff(ctx context.Context, d Deps) (any, bool, error) {
 		return wire.RestartResult{SpawnResult: res.(wire.SpawnResult), PreviousPID: dep.PID}, true, nil
 	}
 	return nil, false, nil
+}
+
+// exitWords says how a departed worker's process ended.
+func exitWords(e spawner.Exit) string {
+	switch {
+	case e.Signal != "":
+		return "killed by " + e.Signal
+	case e.Adopted:
+		return "adopted, exit status unknown"
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
 }

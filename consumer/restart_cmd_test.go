@@ -4,6 +4,7 @@ package consumer_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +96,36 @@ func TestConsumer_RestartFromBackoff(t *testing.T) {
 		t.Errorf("list after restart from backoff: %+v", w)
 	}
 	a.must(t, "delete", `{"worker_id":"bk"}`, nil)
+}
+
+// worker.restart of a worker that exited (within the exited TTL) starts it
+// again from its last spec, as supervisorctl restart starts a stopped
+// program: same id, model and port, one restart more, nothing stopped.
+func TestConsumer_RestartFromExited(t *testing.T) {
+	a := startAgent(t, testenv.NATS(t))
+	var sp wire.SpawnResult
+	a.must(t, "spawn", `{"worker_id":"ex","model_id":"m@crash-after=200ms","device":"cpu","wait":"exec","restart":"no"}`, &sp)
+	a.waitState(t, "ex", "exited", true)
+	narr := a.watch(t, "job.j-ex.narration")
+	var rr wire.RestartResult
+	a.must(t, "restart", `{"job_id":"j-ex","worker_id":"ex","wait":"exec"}`, &rr)
+	if rr.PreviousPID != sp.PID || rr.PID == sp.PID || rr.Port != sp.Port || rr.ModelID != sp.ModelID {
+		t.Errorf("restart of an exited worker: %+v, spawned %+v", rr, sp)
+	}
+	if w, ok := a.listEntry(t, "ex", true); !ok || w.Restarts != 1 {
+		t.Errorf("list after the restart: %+v (found %v), want restarts 1", w, ok)
+	}
+	evs := events(t, narr.waitFor(t, "restart end", hasEnd(t)))
+	got := actions(evs)
+	if !slices.Contains(got, "worker_already_exited") || slices.Contains(got, "worker_signal_sent") {
+		t.Errorf("narration %v: want worker_already_exited and nothing signalled", got)
+	}
+	for _, e := range evs {
+		if e.Action == "worker_already_exited" && !strings.Contains(e.Human, "exit status 3") {
+			t.Errorf("worker_already_exited %q: want how it ended (exit status 3)", e.Human)
+		}
+	}
+	a.waitState(t, "ex", "exited", true) // it crashes again after 200 ms: nothing left running
+	wantError(t, a.req(t, "restart", `{"worker_id":"never-was"}`), wire.CodeNotFound, "")
+	a.stillServes(t)
 }

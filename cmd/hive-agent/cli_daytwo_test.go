@@ -79,7 +79,14 @@ func TestCLI_RestartAdoptedWorker(t *testing.T) {
 	if !ok || x.State != "exited" || x.Signal != "" || x.ExitCode == nil || x.ExitedAt.IsZero() {
 		t.Errorf("ls -x after stop: %+v", x)
 	}
-	wantCLI(t, runCLI(t, url, "restart", "-H", hive, "w1"), 1, "not_found")
+	// A worker stopped a moment ago is started again, as supervisorctl
+	// restart starts a stopped program; one never seen is not_found.
+	r = mustCLI(t, url, "restart", "-H", hive, "w1")
+	if !strings.Contains(r.stderr, "worker_already_exited") || field(r.stdout, "previous pid") != strconv.Itoa(pid) {
+		t.Errorf("restart of the stopped w1: %s", r)
+	}
+	mustCLI(t, url, "stop", "-H", hive, "w1")
+	wantCLI(t, runCLI(t, url, "restart", "-H", hive, "w2"), 1, "not_found")
 	wantCLI(t, runCLI(t, url, "restart", "-H", hive, "w.1"), 2, "<worker>")
 }
 

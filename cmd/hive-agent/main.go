@@ -33,7 +33,7 @@ type cli struct {
 	Ls      lsCmd      `cmd:"" help:"List the workers of a hive, or of every hive."`
 	Get     getCmd     `cmd:"" help:"Show one worker and the tail of its log."`
 	Stop    stopCmd    `cmd:"" help:"Stop a worker (SIGTERM, then SIGKILL after --grace)."`
-	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with."`
+	Restart restartCmd `cmd:"" help:"Stop a worker and start it again with the spec it was started with (one that exited recently: start it again)."`
 	Drain   drainCmd   `cmd:"" help:"Stop a hive from starting workers (--stop-workers: and stop them) until resume."`
 	Resume  resumeCmd  `cmd:"" help:"End a hive's drain."`
 	Events  eventsCmd  `cmd:"" help:"Print every hive's events as they happen; --since replays them from HIVE_EVENTS."`
