@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 )
 
 // DefaultLockPath is the start lock every agent of this user takes around
@@ -56,22 +55,8 @@ func lockStart(ctx context.Context, path string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open start lock: %w", err)
 	}
-	wait := 100 * time.Microsecond
-	for {
+	return pollLock(ctx, path, f, func() (bool, error) {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing releases the lock
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("take start lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("take start lock %s: %w", path, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 10*time.Millisecond)
-	}
+		return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR), err
+	})
 }

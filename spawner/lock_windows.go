@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/windows"
 )
@@ -39,23 +38,9 @@ func lockStart(ctx context.Context, path string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open start lock: %w", err)
 	}
-	wait := 100 * time.Microsecond
-	for {
+	return pollLock(ctx, path, f, func() (bool, error) {
 		var ol windows.Overlapped
 		err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
-		if err == nil {
-			return func() { f.Close() }, nil // closing releases the lock
-		}
-		if !errors.Is(err, windows.ERROR_LOCK_VIOLATION) && !errors.Is(err, windows.ERROR_IO_PENDING) {
-			f.Close()
-			return nil, fmt.Errorf("take start lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("take start lock %s: %w", path, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 10*time.Millisecond)
-	}
+		return errors.Is(err, windows.ERROR_LOCK_VIOLATION) || errors.Is(err, windows.ERROR_IO_PENDING), err
+	})
 }
