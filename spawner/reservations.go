@@ -23,14 +23,15 @@ import (
 // trusted. (Not by start time: an agent's start times are exact only
 // within its own run, see startTimeOffsetMS, so two agents may compute
 // one process's start 10 ms apart; and a pid that a worker of the same id
-// took again is that worker all the same.) Work then grows with
-// the workers, not with the processes of the machine.
+// took again is that worker all the same.) Work then grows with the
+// workers, not with the processes of the machine.
 //
 // The table is read in full when the record is missing, unreadable, or
-// older than recordTrust: a worker
-// started by an agent that keeps no record (an earlier version, during an
-// upgrade) is so seen within recordTrust, and the bind test of a port
-// still refuses one that such a worker already listens on.
+// older than recordTrust: a worker started by an agent that keeps no
+// record (an earlier version, during an upgrade) is so seen within
+// recordTrust, and the bind test of a port still refuses one that such a
+// worker already listens on. In cgroup mode, a worker the view lacks is
+// still found in its cgroup before a start of its id (runningInItsCgroup).
 
 // recordTrust is how long after a full scan of the process table the
 // record stands in for it. A burst of starts (a queen scaling out) reads
