@@ -191,6 +191,7 @@ func (a *Agent) start(ctx context.Context) (string, error) {
 	if err := a.cons.Start(ctx); err != nil {
 		return "", err
 	}
+	a.gpus.ResumeTaints() // their releases are published from now on
 	// Workers of an earlier run are watched like our own: their exits are
 	// published and what they leave behind is stopped.
 	if ws, err := a.sp.Adopt(ctx); err != nil {

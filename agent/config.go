@@ -149,4 +149,6 @@ type GPUConfig struct {
 	// Poll and Recheck are how often a release check and a taint re-check
 	// ask nvidia-smi; 0: the policy's defaults.
 	Poll, Recheck time.Duration
+	// TaintFile keeps the tainted GPUs across restarts; empty: in memory only.
+	TaintFile string
 }

@@ -37,7 +37,7 @@ func (a *Agent) newGPUPolicy() (spawner.DeviceProbe, *commands.GPUPolicy) {
 	probe.GPUs = src
 	p := commands.NewGPUPolicy(commands.GPUConfig{
 		Source: src, Resolve: probe.GPU, Settle: cfg.Settle, ReleaseTimeout: cfg.ReleaseTimeout,
-		Poll: cfg.Poll, Recheck: cfg.Recheck, Logger: a.cfg.Logger,
+		Poll: cfg.Poll, Recheck: cfg.Recheck, TaintFile: cfg.TaintFile, Logger: a.cfg.Logger,
 		Visible: func() ([]gpu.GPU, error) {
 			vis, _, err := probe.VisibleGPUs()
 			return vis, err

@@ -39,6 +39,9 @@ type GPUConfig struct {
 	// Poll is how often the release check and the taint re-check ask
 	// nvidia-smi; default 250ms and 2s.
 	Poll, Recheck time.Duration
+	// TaintFile keeps the tainted GPUs across agent restarts (see
+	// spawn_gputaintfile.go); empty: in memory only.
+	TaintFile string
 	// OnReleased and OnTainted publish the events; they may be nil.
 	OnReleased func(wire.GPUReleased)
 	OnTainted  func(wire.GPUTainted)
@@ -60,6 +63,7 @@ type GPUPolicy struct {
 	checks   map[string]*check      // release checks in progress or just finished, by worker id and pid
 	pidsSeen map[string][]int       // the last pids of each worker seen on a GPU
 	usedSeen map[string]int64       // and the memory they held then
+	loaded   []string               // taints of an earlier run, not re-checked yet (ResumeTaints)
 }
 
 // reservation is what an admitted spawn asked of a GPU, counted until its
@@ -89,8 +93,10 @@ func NewGPUPolicy(cfg GPUConfig) *GPUPolicy {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &GPUPolicy{cfg: cfg, ctx: ctx, cancel: cancel, reserved: map[string]reservation{},
+	p := &GPUPolicy{cfg: cfg, ctx: ctx, cancel: cancel, reserved: map[string]reservation{},
 		tainted: map[string]*taint{}, checks: map[string]*check{}, pidsSeen: map[string][]int{}, usedSeen: map[string]int64{}}
+	p.loadTaints()
+	return p
 }
 
 // Close stops the taint re-checks and waits for them.

@@ -160,6 +160,7 @@ func (p *GPUPolicy) taint(g gpu.GPU, w spawner.Worker, pids []int, used int64, s
 	}
 	t.workerID, t.pids, t.usedMiB = w.WorkerID, union(t.pids, pids), t.usedMiB+used
 	ev := wire.GPUTainted{Device: w.Device, UUID: g.UUID, WorkerID: w.WorkerID, PIDs: slices.Clone(pids), UsedMiB: used}
+	p.saveTaintsLocked()
 	p.mu.Unlock()
 	p.cfg.Logger.Warn("GPU tainted: processes of an ended worker still hold memory; spawns on it are refused until they are gone",
 		"device", w.Device, "uuid", g.UUID, "worker_id", w.WorkerID, "pids", pids, "used_mib", used)
@@ -190,11 +191,15 @@ func (p *GPUPolicy) recheck(uuid string) {
 		t := p.tainted[uuid]
 		left, _ := holding(snap.AppsOn(uuid), t.pids, 0)
 		if len(left) > 0 {
-			t.pids = left
+			if len(left) < len(t.pids) {
+				t.pids = left
+				p.saveTaintsLocked()
+			}
 			p.mu.Unlock()
 			continue
 		}
 		delete(p.tainted, uuid)
+		p.saveTaintsLocked()
 		p.mu.Unlock()
 		p.emitReleased(wire.GPUReleased{Device: t.device, UUID: uuid, WorkerID: t.workerID, FreedMiB: t.usedMiB, MS: time.Since(t.since).Milliseconds()})
 		return

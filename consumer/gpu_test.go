@@ -40,6 +40,7 @@ func recordedGPUs(t *testing.T, n int) []fakesmi.GPU {
 type gpuOpts struct {
 	releaseTimeout time.Duration
 	smiTimeout     time.Duration
+	taintFile      string
 }
 
 // withFakeGPU puts the fake nvidia-smi first on the agent's PATH and
@@ -51,7 +52,7 @@ func withFakeGPU(t *testing.T, f *fakesmi.Fake, g gpuOpts) func(*agentOpts) {
 		probe := spawner.DeviceProbe{GPUs: src, NvidiaProcDir: filepath.Join(t.TempDir(), "no-driver-dir")}
 		o.devices = probe
 		o.gpu = &hiveagent.GPUConfig{Source: src, ReleaseTimeout: g.releaseTimeout,
-			Poll: 50 * time.Millisecond, Recheck: 100 * time.Millisecond}
+			Poll: 50 * time.Millisecond, Recheck: 100 * time.Millisecond, TaintFile: g.taintFile}
 	}
 }
 
@@ -360,4 +361,53 @@ func TestGPU_OwnExitReleases(t *testing.T) {
 		t.Errorf("released event %+v, want %+v", ev, want)
 	}
 	a.stillServes(t)
+}
+
+// A taint outlives the agent: the next agent of the hive, reading the
+// taint file, refuses spawns on the GPU naming the same pid until the pid
+// is gone from it, then publishes released and removes the file.
+func TestGPU_TaintOutlivesTheAgent(t *testing.T) {
+	gs := recordedGPUs(t, 1)
+	f := fakesmi.Install(t, fakesmi.State{GPUs: gs})
+	s := testenv.NATS(t)
+	hive := testenv.HiveID(t)
+	file := filepath.Join(t.TempDir(), "gpu", hive+"-tainted.json")
+	opts := gpuOpts{releaseTimeout: time.Second, taintFile: file}
+	a := startAgent(t, s, onHive(hive), withFakeGPU(t, f, opts))
+	pid := a.spawnGPU(t, "w1", "cuda:0", "")
+	f.Write(t, fakesmi.State{GPUs: gs, Apps: []fakesmi.App{{PID: pid, GPUUUID: gs[0].UUID, UsedMiB: 30210}}})
+	a.listed(t, "w1", 30210)
+	var del wire.DeleteResult
+	a.must(t, "delete", `{"worker_id":"w1"}`, &del)
+	if del.GPUReleased == nil || *del.GPUReleased {
+		t.Fatalf("delete: want gpu_released false, got %+v", del)
+	}
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), fmt.Sprint(pid)) {
+		t.Fatalf("taint file after the taint: %v %s", err, b)
+	}
+	a.close()
+
+	b := startAgent(t, s, onHive(hive), withFakeGPU(t, f, opts))
+	events := b.watch(t, "hive."+hive+".events.gpu.>")
+	r := b.req(t, "spawn", `{"model_id":"test/m","device":"cuda:0","worker_id":"w2"}`)
+	wantError(t, r, wire.CodeDeviceUnavailable, "")
+	if !strings.Contains(r.Error.Message, "tainted") || !strings.Contains(r.Error.Message, fmt.Sprint(pid)) {
+		t.Errorf("spawn on the GPU the earlier run found tainted: %q, want tainted by pid %d", r.Error.Message, pid)
+	}
+	b.stillServes(t)
+	f.Write(t, fakesmi.State{GPUs: gs})
+	msgs := events.waitFor(t, "gpu.released", events.count(1))
+	var rel wire.GPUReleased
+	if err := json.Unmarshal(msgs[0], &rel); err != nil || rel.WorkerID != "w1" || rel.UUID != gs[0].UUID || rel.FreedMiB != 30210 {
+		t.Errorf("released event %s: %v", msgs[0], err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := os.Stat(file); err == nil && time.Now().Before(deadline); _, err = os.Stat(file) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(file); err == nil {
+		t.Errorf("taint file %s still there after the release", file)
+	}
+	b.spawnGPU(t, "w2", "cuda:0", "")
+	b.must(t, "delete", `{"worker_id":"w2"}`, nil)
 }

@@ -18,7 +18,7 @@ type dayTwoFlags struct {
 	HealthTimeout  string `name:"health-timeout" env:"HIVE_HEALTH_TIMEOUT" default:"2s" help:"How long one health check waits for its answer (a type's health_timeout wins)."`
 	HealthFailures string `name:"health-failures" env:"HIVE_HEALTH_FAILURES" default:"3" help:"Failed checks in a row that make a worker unhealthy (a type's health_failures wins)."`
 	OnUnhealthy    string `name:"on-unhealthy" env:"HIVE_ON_UNHEALTHY" default:"event" enum:"event,restart" help:"What an unhealthy worker gets: event, or restart (counts against max_restarts; a type's on_unhealthy wins)."`
-	StateDir       string `name:"state-dir" env:"HIVE_STATE_DIR" default:"${state_dir}" help:"Where the agent keeps what must survive its restart (the drain state)."`
+	StateDir       string `name:"state-dir" env:"HIVE_STATE_DIR" default:"${state_dir}" help:"Where the agent keeps what must survive its restart (the drain state, tainted GPUs)."`
 }
 
 // dayTwoConfig is dayTwoFlags checked and converted.
@@ -34,6 +34,14 @@ func (c dayTwoConfig) DrainFile(hive string) string {
 		return ""
 	}
 	return filepath.Join(c.StateDir, "drain", hive+".json")
+}
+
+// TaintFile is where the tainted GPUs of hive are kept.
+func (c dayTwoConfig) TaintFile(hive string) string {
+	if c.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(c.StateDir, "gpu", hive+"-tainted.json")
 }
 
 func (f dayTwoFlags) config() (dayTwoConfig, error) {

@@ -206,7 +206,7 @@ func (c Config) agent(log *slog.Logger) agent.Config {
 		JobsMaxAge: c.JobsMaxAge, IntakeAckWait: c.IntakeAckWait,
 		WorkerDirs: c.WorkerDirs, LogDir: c.LogDir, PortMin: c.PortMin, PortMax: c.PortMax, Containment: c.Containment,
 		RestartBackoff: c.RestartBackoff, ExitedTTL: c.DayTwo.ExitedTTL,
-		GPU:         agent.GPUConfig{Settle: c.VRAMSettle, ReleaseTimeout: c.VRAMReleaseTimeout},
+		GPU:         agent.GPUConfig{Settle: c.VRAMSettle, ReleaseTimeout: c.VRAMReleaseTimeout, TaintFile: c.DayTwo.TaintFile(c.HiveID)},
 		Health:      &consumer.HealthConfig{Defaults: c.DayTwo.Health},
 		DrainFile:   c.DayTwo.DrainFile(c.HiveID),
 		Defaults:    commands.Defaults{QueenURL: c.QueenURL, Wait: c.SpawnWait, AliveWindow: c.AliveWindow, ReadyTimeout: c.ReadyTimeout},
