@@ -158,6 +158,14 @@ func TestConsumer_FrozenServerUnderLoadLosesNoResult(t *testing.T) {
 		burst, lostAt.Sub(stalledAt).Round(time.Millisecond), ran, got, int64(ran)-int64(got), republished(t, a))
 	if got < ran {
 		t.Errorf("%d commands ran but only %d results reached the observer: %d lost", ran, got, ran-got)
+		// What NATS itself dropped: node A's stale client is the agent's
+		// stalled connection; anything else is on the way to the observer.
+		for _, n := range nodes {
+			if v, err := n.Varz(nil); err == nil {
+				t.Logf("node %s: slow consumers %d %+v, stale connections %d %+v", n.Name(),
+					v.SlowConsumers, v.SlowConsumersStats, v.StaleConnections, v.StaleConnectionStats)
+			}
+		}
 	}
 	// The agent still has the burst's tail to answer (busy beyond its
 	// limit); then it serves as before.

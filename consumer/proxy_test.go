@@ -146,7 +146,11 @@ func natsServer(t testing.TB, opts server.Options) *server.Server {
 // cluster starts three routed NATS servers and waits for the full mesh.
 func cluster(t testing.TB) []*server.Server {
 	t.Helper()
-	clusterOpts := server.ClusterOpts{Name: "hive-test", Host: "127.0.0.1", Port: -1}
+	// Routes ping at their own, relaxed pace: a route a loaded machine
+	// takes for stale is closed with the messages in flight on it, a loss
+	// no agent can prevent and none of these tests is about.
+	clusterOpts := server.ClusterOpts{Name: "hive-test", Host: "127.0.0.1", Port: -1,
+		PingInterval: 10 * time.Second, MaxPingsOut: 3}
 	a := natsServer(t, server.Options{ServerName: "A", Cluster: clusterOpts})
 	routes := []*url.URL{{Scheme: "nats", Host: a.ClusterAddr().String()}}
 	b := natsServer(t, server.Options{ServerName: "B", Cluster: clusterOpts, Routes: routes})
