@@ -154,7 +154,10 @@ func cluster(t testing.TB) []*server.Server {
 	a := natsServer(t, server.Options{ServerName: "A", Cluster: clusterOpts})
 	routes := []*url.URL{{Scheme: "nats", Host: a.ClusterAddr().String()}}
 	b := natsServer(t, server.Options{ServerName: "B", Cluster: clusterOpts, Routes: routes})
-	c := natsServer(t, server.Options{ServerName: "C", Cluster: clusterOpts, Routes: routes})
+	// C holds the tests' observers: it pings its clients at the default
+	// pace, so a test process a loaded machine starves for a few seconds
+	// is not cut off, losing what was on its way to it.
+	c := testenv.NATSWith(t, &server.Options{ServerName: "C", Cluster: clusterOpts, Routes: routes})
 	all := []*server.Server{a, b, c}
 	deadline := time.Now().Add(20 * time.Second)
 	for _, s := range all {
