@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/rbee/hive-agent/internal/statefile"
 )
 
 // A GPU's taint outlives the agent: processes of an ended worker that
@@ -75,8 +76,8 @@ func (p *GPUPolicy) ResumeTaints() {
 	}
 }
 
-// saveTaintsLocked writes the taints to the file (aside and renamed, so a
-// reader never sees half of it); none left removes it. p.mu held.
+// saveTaintsLocked writes the taints to the file (statefile.Write); none
+// left removes it. p.mu held.
 func (p *GPUPolicy) saveTaintsLocked() {
 	path := p.cfg.TaintFile
 	if path == "" {
@@ -84,10 +85,7 @@ func (p *GPUPolicy) saveTaintsLocked() {
 	}
 	err := func() error {
 		if len(p.tainted) == 0 {
-			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			return nil
+			return statefile.Remove(path)
 		}
 		recs := make(map[string]taintRecord, len(p.tainted))
 		for uuid, t := range p.tainted {
@@ -97,14 +95,7 @@ func (p *GPUPolicy) saveTaintsLocked() {
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return err
-		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			return err
-		}
-		return os.Rename(tmp, path)
+		return statefile.Write(path, b)
 	}()
 	if err != nil {
 		p.cfg.Logger.Warn("GPU taints not saved; an agent started next admits those GPUs by free memory only", "file", path, "err", err)

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/rbee/hive-agent/commands"
+	"github.com/rbee/hive-agent/internal/statefile"
 	"github.com/rbee/hive-agent/subjects"
 	"github.com/rbee/hive-agent/wire"
 )
@@ -201,20 +201,13 @@ func (c *Consumer) saveDrain(st drainFile) error {
 		return nil
 	}
 	if !st.Draining {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := statefile.Remove(f); err != nil {
 			return fmt.Errorf("remove drain state: %w", err)
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-		return fmt.Errorf("drain state dir: %w", err)
-	}
 	data, _ := json.Marshal(st)
-	tmp := f + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write drain state: %w", err)
-	}
-	if err := os.Rename(tmp, f); err != nil {
+	if err := statefile.Write(f, data); err != nil {
 		return fmt.Errorf("write drain state: %w", err)
 	}
 	return nil

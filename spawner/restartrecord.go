@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rbee/hive-agent/internal/statefile"
 )
 
 // restartRecord is a pending restart on disk: written when a worker's
@@ -58,15 +60,7 @@ func (s *Spawner) writeRecord(spec Spec, port, attempt int, due time.Time) error
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.restartDir(), 0o700); err != nil {
-		return err
-	}
-	// Written aside and renamed, so a reader never sees half a record.
-	tmp := s.recordPath(spec.WorkerID) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.recordPath(spec.WorkerID))
+	return statefile.Write(s.recordPath(spec.WorkerID), b)
 }
 
 // removeRecord removes the record of workerID; with attempt > 0 only when
