@@ -124,16 +124,17 @@ func (c *Consumer) DrainStopped() {
 		return
 	}
 	c.drain.stopAt = time.Time{}
-	if err := c.saveDrain(c.drainFileLocked()); err != nil {
+	if err := c.saveDrain(newDrainFile(c.drain.cur, c.drain.stopAt, c.drain.job, c.drain.command)); err != nil {
 		c.log.Warn("cannot record that the drain stopped its workers; a restarted agent stops them again", "err", err)
 	}
 }
 
-// drainFileLocked is the drain file's content now; c.drain.mu held.
-func (c *Consumer) drainFileLocked() drainFile {
-	f := drainFile{DrainState: c.drain.cur, JobID: c.drain.job, CommandID: c.drain.command}
-	if !c.drain.stopAt.IsZero() {
-		f.StopAtMS = c.drain.stopAt.UnixMilli()
+// newDrainFile is the drain file's content for st, the workers to be
+// stopped at stopAt (zero: not or no longer), asked by job and command.
+func newDrainFile(st wire.DrainState, stopAt time.Time, job, command string) drainFile {
+	f := drainFile{DrainState: st, JobID: job, CommandID: command}
+	if !stopAt.IsZero() {
+		f.StopAtMS = stopAt.UnixMilli()
 	}
 	return f
 }
@@ -162,11 +163,7 @@ func (c *Consumer) SetDraining(on bool, want wire.DrainState, by wire.Envelope) 
 			next.DeadlineMS = prev.DeadlineMS
 		}
 	}
-	f := drainFile{DrainState: next, JobID: by.JobID, CommandID: by.CommandID}
-	if !stopAt.IsZero() {
-		f.StopAtMS = stopAt.UnixMilli()
-	}
-	if err := c.saveDrain(f); err != nil {
+	if err := c.saveDrain(newDrainFile(next, stopAt, by.JobID, by.CommandID)); err != nil {
 		c.drain.mu.Unlock()
 		return prev, nil, err
 	}
