@@ -146,7 +146,7 @@ func (s *Spawner) runningInItsCgroup(ctx context.Context, workerID string) (Work
 	if !cgroupPopulated(dir) {
 		return Worker{}, false
 	}
-	in := inspection{keep: func(m marker) bool { return m.hive() == s.cfg.HiveID && m.worker() == workerID }}
+	in := inspection{keep: func(m marker) bool { return m.is(s.cfg.HiveID, workerID) }}
 	for _, pid := range cgroupProcs(dir) {
 		if w, ok := s.inspect(ctx, pid, in); ok {
 			return w, true

@@ -22,7 +22,7 @@ func (s *Spawner) List(ctx context.Context) ([]Worker, error) {
 
 // Find returns the worker of this hive with the given id, or ErrWorkerNotFound.
 func (s *Spawner) Find(ctx context.Context, workerID string) (Worker, error) {
-	ws, err := s.scan(ctx, true, func(m marker) bool { return m.hive() == s.cfg.HiveID && m.worker() == workerID })
+	ws, err := s.scan(ctx, true, func(m marker) bool { return m.is(s.cfg.HiveID, workerID) })
 	if err != nil {
 		return Worker{}, err
 	}
@@ -49,17 +49,8 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 	}
 	self := os.Getpid()
 	byID := map[[2]string]Worker{}
-	// Most workers share a parent (this agent): its marker is read once.
-	parents := map[int]marker{}
 	defer s.markers.prune(pids)
-	in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: func(ppid int) marker {
-		m, ok := parents[ppid]
-		if !ok {
-			m = readMarker(ppid)
-			parents[ppid] = m
-		}
-		return m
-	}}
+	in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: parentMarkers()}
 	for _, pid := range pids {
 		if pid == self {
 			continue
@@ -87,6 +78,20 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 	return out, nil
 }
 
+// parentMarkers reads a parent's marker once for all the workers of one
+// pass over processes: most share a parent (this agent).
+func parentMarkers() func(ppid int) marker {
+	parents := map[int]marker{}
+	return func(ppid int) marker {
+		m, ok := parents[ppid]
+		if !ok {
+			m = readMarker(ppid)
+			parents[ppid] = m
+		}
+		return m
+	}
+}
+
 // inspection is what inspect is asked: which markers count, whether RSS is
 // wanted, how a parent's marker is read.
 type inspection struct {
@@ -103,7 +108,7 @@ type inspection struct {
 // same marker, still its group's leader, still the agent's user.
 func (s *Spawner) verify(ctx context.Context, w Worker) error {
 	now, ok := s.inspect(ctx, w.PID, inspection{keep: func(m marker) bool {
-		return m.hive() == w.HiveID && m.worker() == w.WorkerID
+		return m.is(w.HiveID, w.WorkerID)
 	}})
 	if !ok || now.StartTime != w.StartTime {
 		return fmt.Errorf("%w: worker %s (pid %d) is gone", ErrWorkerNotFound, w.WorkerID, w.PID)

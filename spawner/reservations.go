@@ -77,18 +77,10 @@ func (s *Spawner) startView(ctx context.Context) ([]Worker, time.Time, error) {
 // names the row's hive and worker id, it leads its group, runs as this
 // user, and is not a child of that worker that called setsid.
 func (s *Spawner) checkRecord(ctx context.Context, rows []recordRow) []Worker {
-	parents := map[int]marker{}
-	in := inspection{cached: true, parentMarker: func(ppid int) marker {
-		m, ok := parents[ppid]
-		if !ok {
-			m = readMarker(ppid)
-			parents[ppid] = m
-		}
-		return m
-	}}
+	in := inspection{cached: true, parentMarker: parentMarkers()}
 	out := make([]Worker, 0, len(rows))
 	for _, r := range rows {
-		in.keep = func(m marker) bool { return m.hive() == r.Hive && m.worker() == r.Worker }
+		in.keep = func(m marker) bool { return m.is(r.Hive, r.Worker) }
 		if w, ok := s.inspect(ctx, r.PID, in); ok {
 			out = append(out, w)
 		}
