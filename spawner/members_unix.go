@@ -222,34 +222,6 @@ func (m *members) signalVerified(pid int, sig syscall.Signal, still func() bool)
 	return h.Signal(sig)
 }
 
-// waitGone waits until nothing of the worker is left or timeout passes,
-// polling with a growing interval that starts at 1 ms; leaderExited, when
-// not nil, wakes it as soon as the worker's main process exits.
-func (m *members) waitGone(ctx context.Context, timeout time.Duration, leaderExited func(time.Duration) bool) bool {
-	deadline := time.Now().Add(timeout)
-	interval := time.Millisecond
-	for {
-		if m.gone(ctx) {
-			return true
-		}
-		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
-			return false
-		}
-		wait := min(interval, left)
-		if leaderExited == nil || leaderExited(0) {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return false
-			}
-		} else {
-			leaderExited(min(left, 250*time.Millisecond))
-		}
-		interval = min(interval*2, 50*time.Millisecond)
-	}
-}
-
 // stop sends SIGTERM, waits up to grace, then SIGKILL, and waits up to
 // KillWait. onSignal is told each signal right before it is sent. It
 // returns the last signal sent and whether everything went.

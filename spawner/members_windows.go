@@ -68,32 +68,6 @@ func (m *members) live(_ context.Context, limit int) int {
 // gone reports whether nothing of the worker is left.
 func (m *members) gone(ctx context.Context) bool { return m.live(ctx, 1) == 0 }
 
-// waitGone waits until the job is empty or timeout passes, woken early by
-// the main process's exit when leaderExited is set.
-func (m *members) waitGone(ctx context.Context, timeout time.Duration, leaderExited func(time.Duration) bool) bool {
-	deadline := time.Now().Add(timeout)
-	interval := time.Millisecond
-	for {
-		if m.gone(ctx) {
-			return true
-		}
-		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
-			return false
-		}
-		if leaderExited == nil || leaderExited(0) {
-			select {
-			case <-time.After(min(interval, left)):
-			case <-ctx.Done():
-				return false
-			}
-		} else {
-			leaderExited(min(left, 250*time.Millisecond))
-		}
-		interval = min(interval*2, 50*time.Millisecond)
-	}
-}
-
 // stop sends CTRL_BREAK to the worker's process group, waits up to grace,
 // then terminates its job and waits up to KillWait for the job to be
 // empty. It returns the last step sent (CTRL_BREAK or TERMINATE) and
