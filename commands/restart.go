@@ -115,8 +115,8 @@ func (c *Restart) fromDeparted(ctx context.Context, d Deps) (any, bool, error) {
 					dep.WorkerID, dep.PID, wire.FormatTime(dep.RestartAt)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
 		} else {
 			d.Narrator.Narrate("worker_already_exited", wire.LevelInfo,
-				fmt.Sprintf("Worker %s (pid %d) had exited at %s (%s); starting it again with the spec it was started with.",
-					dep.WorkerID, dep.PID, wire.FormatTime(dep.ExitedAt), exitWords(dep.Exit)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
+				fmt.Sprintf("Worker %s (pid %d) %s at %s; starting it again with the spec it was started with.",
+					dep.WorkerID, dep.PID, dep.Exit, wire.FormatTime(dep.ExitedAt)), Fields{WorkerID: dep.WorkerID, PID: dep.PID})
 		}
 		res, err := start.Execute(ctx, d)
 		if err != nil {
@@ -125,15 +125,4 @@ func (c *Restart) fromDeparted(ctx context.Context, d Deps) (any, bool, error) {
 		return wire.RestartResult{SpawnResult: res.(wire.SpawnResult), PreviousPID: dep.PID}, true, nil
 	}
 	return nil, false, nil
-}
-
-// exitWords says how a departed worker's process ended.
-func exitWords(e spawner.Exit) string {
-	switch {
-	case e.Signal != "":
-		return "killed by " + e.Signal
-	case e.Adopted:
-		return "adopted, exit status unknown"
-	}
-	return fmt.Sprintf("exit status %d", e.Code)
 }

@@ -121,8 +121,8 @@ func TestConsumer_RestartFromExited(t *testing.T) {
 		t.Errorf("narration %v: want worker_already_exited and nothing signalled", got)
 	}
 	for _, e := range evs {
-		if e.Action == "worker_already_exited" && !strings.Contains(e.Human, "exit status 3") {
-			t.Errorf("worker_already_exited %q: want how it ended (exit status 3)", e.Human)
+		if e.Action == "worker_already_exited" && !strings.Contains(e.Human, "exited with status 3") {
+			t.Errorf("worker_already_exited %q: want how it ended (exited with status 3)", e.Human)
 		}
 	}
 	a.waitState(t, "ex", "exited", true) // it crashes again after 200 ms: nothing left running
