@@ -181,11 +181,7 @@ func TestCLI_DrainDeadlineOutlivesTheAgent(t *testing.T) {
 	logDir := t.TempDir()
 	a := startBinary(t, logDir, args...)
 	a.waitLog(t, "serving worker commands")
-	r := mustCLI(t, url, "spawn", "-H", hive, "-m", "m", "-d", "cpu", "--id", "k1", "--json")
-	var sp client.Reply[client.SpawnResult]
-	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil || sp.Result.PID == 0 {
-		t.Fatalf("spawn --json: %v: %s", err, r)
-	}
+	k1 := spawnJSON(t, url, "-H", hive, "-m", "m", "-d", "cpu", "--id", "k1")
 	drain := startFollower(t, url, "drain", "-H", hive, "--stop-workers", "--deadline", "4s")
 	file := filepath.Join(stateDir, "drain", hive+".json")
 	var st struct {
@@ -203,8 +199,8 @@ func TestCLI_DrainDeadlineOutlivesTheAgent(t *testing.T) {
 		json.Unmarshal(b, &st)
 	}
 	a.stop(t, syscall.SIGKILL)
-	if !testenv.Alive(sp.Result.PID) {
-		t.Fatalf("k1 (pid %d) ended with the agent", sp.Result.PID)
+	if !testenv.Alive(k1.PID) {
+		t.Fatalf("k1 (pid %d) ended with the agent", k1.PID)
 	}
 
 	nc := testenv.Connect(t, s)
@@ -215,8 +211,8 @@ func TestCLI_DrainDeadlineOutlivesTheAgent(t *testing.T) {
 	nc.Flush()
 	b := startBinary(t, logDir, args...)
 	b.waitLog(t, "the drain's deadline outlived the earlier run")
-	if !testenv.WaitGone(sp.Result.PID, 30*time.Second) {
-		t.Fatalf("k1 (pid %d) still runs 30 s after the drain's deadline", sp.Result.PID)
+	if !testenv.WaitGone(k1.PID, 30*time.Second) {
+		t.Fatalf("k1 (pid %d) still runs 30 s after the drain's deadline", k1.PID)
 	}
 	if time.Now().Before(time.UnixMilli(st.StopAtMS)) {
 		t.Errorf("k1 was stopped before the deadline (%s)", time.UnixMilli(st.StopAtMS).UTC())

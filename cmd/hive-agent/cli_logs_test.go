@@ -14,6 +14,18 @@ import (
 	"github.com/rbee/hive-agent/wire"
 )
 
+// spawnJSON runs `hive-agent spawn ARGS --json` and returns the worker it
+// started.
+func spawnJSON(t *testing.T, url string, args ...string) client.SpawnResult {
+	t.Helper()
+	r := mustCLI(t, url, append(append([]string{"spawn"}, args...), "--json")...)
+	var sp client.Reply[client.SpawnResult]
+	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil || sp.Result.PID == 0 {
+		t.Fatalf("spawn --json: %v: %s", err, r)
+	}
+	return sp.Result
+}
+
 // follower is a running `logs -f`.
 type follower struct {
 	*proc
@@ -58,11 +70,7 @@ func TestCLI_LogsFollow(t *testing.T) {
 	startAgent(t, s, hive)
 	url := s.ClientURL()
 	// Ready: the worker has written all its start lines.
-	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready", "--json")
-	var sp client.Reply[client.SpawnResult]
-	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil {
-		t.Fatalf("spawn --json: %v: %s", err, r)
-	}
+	sp := spawnJSON(t, url, "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready")
 
 	nc := testenv.Connect(t, s)
 	if _, err := client.New(nc).Logs(t.Context(), hive, "w1", client.LastLines(1)); client.IsCode(err, wire.CodeUnknownCommand) {
@@ -71,7 +79,7 @@ func TestCLI_LogsFollow(t *testing.T) {
 		t.Fatalf("worker.logs: %v", err)
 	}
 	// The test worker's log ends with its three lines and where it listens.
-	r = mustCLI(t, url, "logs", "w1", "--hive", hive, "-n", "2")
+	r := mustCLI(t, url, "logs", "w1", "--hive", hive, "-n", "2")
 	if lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); len(lines) != 2 || lines[0] != "line 3" ||
 		!strings.HasPrefix(lines[1], "testworker: listening on") {
 		t.Errorf("logs -n 2: %s", r)
@@ -83,7 +91,7 @@ func TestCLI_LogsFollow(t *testing.T) {
 	first.waitOut(t, "testworker: listening on")
 	second.waitOut(t, "line 3")
 	stamped.waitOut(t, "testworker: listening on")
-	log, err := os.OpenFile(sp.Result.LogPath, os.O_APPEND|os.O_WRONLY, 0)
+	log, err := os.OpenFile(sp.LogPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

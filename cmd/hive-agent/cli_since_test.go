@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"slices"
 	"strconv"
@@ -68,16 +67,11 @@ func TestCLI_LogsSince(t *testing.T) {
 	s := testenv.NATS(t)
 	startAgent(t, s, hive)
 	url := s.ClientURL()
-	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready", "--json")
-	var sp client.Reply[client.SpawnResult]
-	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil {
-		t.Fatalf("spawn --json: %v: %s", err, r)
-	}
-	log := sp.Result.LogPath
+	log := spawnJSON(t, url, "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready").LogPath
 
 	mid := waitCheckpoint(t, log)
 	appendLog(t, log, "after mid 1\nafter mid 2\n")
-	r = mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid.Format(time.RFC3339Nano))
+	r := mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid.Format(time.RFC3339Nano))
 	if got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); !slices.Equal(got, []string{"after mid 1", "after mid 2"}) {
 		t.Errorf("logs --since mid: got %q, want only the lines written after it", got)
 	}
@@ -124,12 +118,7 @@ func TestCLI_LogsSinceAcrossRestartAndRespawn(t *testing.T) {
 	a := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
 	a.waitLog(t, "serving worker commands")
 	url := s.ClientURL()
-	r := mustCLI(t, url, "spawn", "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready", "--json")
-	var sp client.Reply[client.SpawnResult]
-	if err := json.Unmarshal([]byte(r.stdout), &sp); err != nil {
-		t.Fatalf("spawn --json: %v: %s", err, r)
-	}
-	log := sp.Result.LogPath
+	log := spawnJSON(t, url, "--hive", hive, "--model", "m@lines=3", "--device", "cpu", "--id", "w1", "--wait", "ready").LogPath
 	mid := waitCheckpoint(t, log).Format(time.RFC3339Nano)
 	appendLog(t, log, "written after mid\n")
 	if err := a.stop(t, syscall.SIGTERM); err != nil {
@@ -138,7 +127,7 @@ func TestCLI_LogsSinceAcrossRestartAndRespawn(t *testing.T) {
 	appendLog(t, log, "written while no agent ran\n")
 	b := startBinary(t, logDir, "--hive-id", hive, "--nats-url", s.ClientURL())
 	b.waitLog(t, "found running workers of this hive from an earlier run")
-	r = mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid)
+	r := mustCLI(t, url, "logs", "w1", "--hive", hive, "--since", mid)
 	if r.stdout != "written after mid\nwritten while no agent ran\n" {
 		idx, _ := os.ReadFile(log + ".idx")
 		t.Errorf("logs --since mid (%s) after a restart: got %q, want the two lines written after mid; index:\n%s", mid, r.stdout, idx)

@@ -60,15 +60,7 @@ func TestAgent_GPUFiguresFromFakeNvidiaSMI(t *testing.T) {
 		t.Errorf("metadata gpu %+v", g)
 	}
 
-	out := mustCLI(t, s.ClientURL(), "spawn", "-H", hive, "-m", "test/m", "-d", "cuda:0", "--id", "w1", "--json").stdout
-	var res client.SpawnResult
-	var reply struct {
-		Result *client.SpawnResult `json:"result"`
-	}
-	reply.Result = &res
-	if err := json.Unmarshal([]byte(out), &reply); err != nil || res.PID == 0 {
-		t.Fatalf("spawn --json: %v: %s", err, out)
-	}
+	res := spawnJSON(t, s.ClientURL(), "-H", hive, "-m", "test/m", "-d", "cuda:0", "--id", "w1")
 	f.Write(t, fakesmi.State{GPUs: gs, ReapDead: true, Apps: []fakesmi.App{{PID: res.PID, GPUUUID: gs[0].UUID, UsedMiB: 30210}}})
 	wantOut := func(args []string, has ...string) string {
 		t.Helper()
