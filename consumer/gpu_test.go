@@ -64,6 +64,18 @@ func (a *agent) spawnGPU(t *testing.T, id, device, extra string) int {
 	return res.PID
 }
 
+// spawnHolding spawns worker id on cuda:0, has the fake nvidia-smi (state
+// base plus this app) list its pid holding mib on that GPU, and waits
+// until list shows it so; it returns the pid.
+func (a *agent) spawnHolding(t *testing.T, f *fakesmi.Fake, base fakesmi.State, id string, mib int64) int {
+	t.Helper()
+	pid := a.spawnGPU(t, id, "cuda:0", "")
+	base.Apps = []fakesmi.App{{PID: pid, GPUUUID: base.GPUs[0].UUID, UsedMiB: mib}}
+	f.Write(t, base)
+	a.listed(t, id, mib)
+	return pid
+}
+
 // listed waits until list shows worker id with gpu_memory_mib want.
 func (a *agent) listed(t *testing.T, id string, want int64) wire.WorkerInfo {
 	t.Helper()
@@ -185,9 +197,7 @@ func TestGPU_DeleteReleases(t *testing.T) {
 	f := fakesmi.Install(t, fakesmi.State{GPUs: gs, ReapDead: true})
 	a := startAgent(t, testenv.NATS(t), withFakeGPU(t, f, gpuOpts{}))
 	events := a.watch(t, "hive."+a.hive+".events.gpu.>")
-	pid := a.spawnGPU(t, "w1", "cuda:0", "")
-	f.Write(t, fakesmi.State{GPUs: gs, ReapDead: true, Apps: []fakesmi.App{{PID: pid, GPUUUID: gs[0].UUID, UsedMiB: 30210}}})
-	a.listed(t, "w1", 30210)
+	a.spawnHolding(t, f, fakesmi.State{GPUs: gs, ReapDead: true}, "w1", 30210)
 	var del wire.DeleteResult
 	a.lastRaw = string(a.must(t, "delete", `{"worker_id":"w1"}`, &del).Result)
 	if del.GPUReleased == nil || !*del.GPUReleased || del.GPUReleaseMS == nil {
@@ -217,10 +227,7 @@ func TestGPU_TaintedAfterDeleteThenRecovers(t *testing.T) {
 	f := fakesmi.Install(t, fakesmi.State{GPUs: gs})
 	a := startAgent(t, testenv.NATS(t), withFakeGPU(t, f, gpuOpts{releaseTimeout: time.Second}))
 	events := a.watch(t, "hive."+a.hive+".events.gpu.>")
-	pid := a.spawnGPU(t, "w1", "cuda:0", "")
-	held := fakesmi.State{GPUs: gs, Apps: []fakesmi.App{{PID: pid, GPUUUID: gs[0].UUID, UsedMiB: 30210}}}
-	f.Write(t, held)
-	a.listed(t, "w1", 30210)
+	pid := a.spawnHolding(t, f, fakesmi.State{GPUs: gs}, "w1", 30210)
 	var del wire.DeleteResult
 	r := a.must(t, "delete", `{"worker_id":"w1"}`, &del)
 	if del.GPUReleased == nil || *del.GPUReleased {
@@ -374,9 +381,7 @@ func TestGPU_TaintOutlivesTheAgent(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "gpu", hive+"-tainted.json")
 	opts := gpuOpts{releaseTimeout: time.Second, taintFile: file}
 	a := startAgent(t, s, onHive(hive), withFakeGPU(t, f, opts))
-	pid := a.spawnGPU(t, "w1", "cuda:0", "")
-	f.Write(t, fakesmi.State{GPUs: gs, Apps: []fakesmi.App{{PID: pid, GPUUUID: gs[0].UUID, UsedMiB: 30210}}})
-	a.listed(t, "w1", 30210)
+	pid := a.spawnHolding(t, f, fakesmi.State{GPUs: gs}, "w1", 30210)
 	var del wire.DeleteResult
 	a.must(t, "delete", `{"worker_id":"w1"}`, &del)
 	if del.GPUReleased == nil || *del.GPUReleased {
