@@ -10,9 +10,9 @@ import (
 // startBatch lets Starts queued behind one another in this Spawner share
 // one hold of the start lock and one view of the workers running (a scan
 // of the process table, or the start lock's record, see reservations.go).
-// The scan is what a start cost most; with the lock held throughout, no other agent
-// can have started a worker since, and the workers this Spawner started
-// meanwhile are added as it starts them. What may have changed is only
+// With the lock held throughout, no other agent can have started a worker
+// since, and the workers this Spawner started meanwhile are added as it
+// starts them. What may have changed is only
 // that workers ended: their ports are then skipped for nothing (harmless),
 // and a worker id that seems taken is checked again on its own process
 // before a start is refused.
