@@ -158,6 +158,19 @@ func TestConsumer_FrozenServerUnderLoadLosesNoResult(t *testing.T) {
 		burst, lostAt.Sub(stalledAt).Round(time.Millisecond), ran, got, int64(ran)-int64(got), republished(t, a))
 	if got < ran {
 		t.Errorf("%d commands ran but only %d results reached the observer: %d lost", ran, got, ran-got)
+		// Which: commands that replied but have no result.
+		var missing []string
+		for m, err := rsub.NextMsg(0); err == nil && len(missing) < 10; m, err = rsub.NextMsg(0) {
+			var r reply
+			if json.Unmarshal(m.Data, &r) == nil && (r.Error == nil || r.Error.Code != "busy") {
+				mu.Lock()
+				if seen[r.CommandID] == 0 {
+					missing = append(missing, r.CommandID)
+				}
+				mu.Unlock()
+			}
+		}
+		t.Logf("replied without a result (at most 10): %q", missing)
 		// What NATS itself dropped: node A's stale client is the agent's
 		// stalled connection; anything else is on the way to the observer.
 		for _, n := range nodes {

@@ -1,0 +1,90 @@
+package consumer
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A publish still under way when the connection is lost and found again
+// (it waited for the connection's lock while a stuck write timed out,
+// then put its message into the dead connection's buffer) is published
+// again by the reconnect. Seen before: the outbox kept a message only
+// once its publish returned, the reconnect came first, and the result
+// was never delivered (one of 2,550 in a frozen-server burst).
+func TestOutbox_PublishUnderWayIsPublishedAgain(t *testing.T) {
+	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute, 1<<20)
+	var mu sync.Mutex
+	var sends []string
+	started, release := make(chan struct{}), make(chan struct{})
+	o.send = func(m *nats.Msg) error {
+		mu.Lock()
+		sends = append(sends, string(m.Data))
+		first := len(sends) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-release // the first publish hangs until the reconnect is over
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.publish(&nats.Msg{Subject: "job.j1.result", Data: []byte("r1")})
+		done <- err
+	}()
+	<-started
+	o.disconnected(time.Now())
+	again := o.reconnected(time.Now())
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if again != 1 || o.count() != 1 {
+		t.Errorf("reconnect published again %d (count %d), want the one publish under way", again, o.count())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sends) != 2 || sends[0] != "r1" || sends[1] != "r1" {
+		t.Errorf("sends %q, want r1 twice (under way, then again)", sends)
+	}
+}
+
+// A publish that returns an error is published again at the next
+// reconnect, however old it is by then; one that went out is forgotten
+// once the window has passed.
+func TestOutbox_FailedPublishWaitsForTheReconnect(t *testing.T) {
+	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond, 1<<20)
+	fail := true
+	var sent []string
+	o.send = func(m *nats.Msg) error {
+		sent = append(sent, string(m.Data))
+		if fail {
+			return nats.ErrReconnectBufExceeded
+		}
+		return nil
+	}
+	if _, err := o.publish(&nats.Msg{Subject: "job.j1.result", Data: []byte("lost")}); err == nil {
+		t.Fatal("publish: no error, want the send's")
+	}
+	fail = false
+	if _, err := o.publish(&nats.Msg{Subject: "job.j2.result", Data: []byte("went")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // both older than the window
+	o.room()                           // prunes
+	sent = nil
+	o.disconnected(time.Now())
+	if again := o.reconnected(time.Now()); again != 1 || len(sent) != 1 || sent[0] != "lost" {
+		t.Errorf("reconnect published again %d: %q, want only the failed one", again, sent)
+	}
+	sent = nil
+	o.disconnected(time.Now().Add(time.Second))
+	if again := o.reconnected(time.Now().Add(time.Second)); again != 0 {
+		t.Errorf("second reconnect published again %d: %q, want none (the failed one went out)", again, sent)
+	}
+}
