@@ -83,8 +83,13 @@ func TestIntake_ReadsPassHangingSpawns(t *testing.T) {
 		publish(t, js, a.hive, "spawn", hangingSpawn(fmt.Sprintf("hang-%d", k), fmt.Sprintf("w-hang-%d", k)))
 	}
 	waitWorkers(t, a, 2) // both slots taken; the third spawn waits for one
+	// The get names a worker whose spawn took a slot (which two did is the
+	// scheduler's choice): a get of the third would rightly wait behind
+	// its spawn, which waits for a slot.
+	var running wire.ListResult
+	a.must(t, "list", "", &running)
 	publish(t, js, a.hive, "list", `{"job_id":"pass-list"}`)
-	publish(t, js, a.hive, "get", `{"job_id":"pass-get","worker_id":"w-hang-0"}`)
+	publish(t, js, a.hive, "get", fmt.Sprintf(`{"job_id":"pass-get","worker_id":%q}`, running.Workers[0].WorkerID))
 	got := waitStored(t, js, "pass-list", "pass-get")
 	var list wire.ListResult
 	json.Unmarshal(got["pass-list"].Result, &list)
