@@ -74,6 +74,23 @@ func TestTopology_HubAndLeafFiles(t *testing.T) {
 	if !strings.Contains(r.stdout, "kind:    worker.list") || !strings.Contains(r.stdout, "ok:      true") {
 		t.Errorf("job from the hub: %s", r)
 	}
+	// The operator on the hub reads the leaf's domain too: the job, the
+	// stored events, the fleet view.
+	opw := filepath.Join(dir, "operator.pw")
+	os.WriteFile(opw, []byte("pw-operator\n"), 0o600)
+	operator := []string{"--jetstream-domain", "gpu-home", "--nats-user", "operator", "--nats-password-file", opw}
+	r = mustCLI(t, f.hub.ClientURL(), append([]string{"job", "topo-1"}, operator...)...)
+	if !strings.Contains(r.stdout, "kind:    worker.list") || !strings.Contains(r.stdout, "ok:      true") {
+		t.Errorf("job from the hub as operator: %s", r)
+	}
+	r = mustCLI(t, f.hub.ClientURL(), append([]string{"events", "--since", "10m"}, operator...)...)
+	if !strings.Contains(r.stdout, permHive+" inventory") {
+		t.Errorf("events from the hub as operator: %s", r)
+	}
+	r = mustCLI(t, f.hub.ClientURL(), append([]string{"hives"}, operator...)...)
+	if !strings.Contains(r.stdout, permHive+" ") {
+		t.Errorf("hives from the hub as operator: %s", r)
+	}
 	if out := a.out.String(); strings.Contains(out, "Permissions Violation") || strings.Contains(out, "NATS error") {
 		t.Errorf("the agent under the hive set on the leaf hit a permission error:\n%s", out)
 	}
