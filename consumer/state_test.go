@@ -78,6 +78,9 @@ func TestConsumer_ListStates(t *testing.T) {
 		if w.PID == 0 || w.Restarts != 0 || !w.ExitedAt.IsZero() {
 			t.Errorf("starting entry: %+v", w)
 		}
+		// A delete before its SIGTERM handler is in place would end it by
+		// the signal's default action, not with status 0.
+		waitLogLine(t, w.LogPath, "testworker: listening on")
 		a.must(t, "delete", `{"worker_id":"s1"}`, nil)
 		wantError(t, <-done, wire.CodeWorkerExited, "")
 		if _, ok := a.listEntry(t, "s1", false); ok {

@@ -31,7 +31,7 @@ func BenchmarkStartStop(b *testing.B) {
 }
 
 func benchStartStop(b *testing.B, mode string) {
-	h := newHarnessWith(b, 9700, 9799, withContainment(mode))
+	h := newHarnessWith(b, 10300, 10399, withContainment(mode))
 	spec := h.spec(b, "bench", "m")
 	var startD, stopD time.Duration
 	n := 0
@@ -91,7 +91,7 @@ func BenchmarkBareForkExec(b *testing.B) {
 // list reads the whole process table, so the machine's other processes
 // count too.
 func BenchmarkList(b *testing.B) {
-	h := newHarness(b, 9400, 9699)
+	h := newHarness(b, 10000, 10299)
 	var handles []*Handle
 	defer func() {
 		for _, hd := range handles {

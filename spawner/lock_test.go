@@ -16,13 +16,13 @@ import (
 // keeps every port distinct.
 func TestSpawner_TwoAgentsNeverShareAPort(t *testing.T) {
 	const n = 40
-	a := newHarness(t, 9700, 9799)
-	b := newHarness(t, 9700, 9799)
+	a := newHarness(t, 10300, 10399)
+	b := newHarness(t, 10300, 10399)
 	var ids []string
 	for i := range n {
 		ids = append(ids, fmt.Sprintf("p%02d", i))
 	}
-	helper, out := startHelper(t, b.hive, b.logDir, ContainmentAuto, 9700, 9799, "m", ids)
+	helper, out := startHelper(t, b.hive, b.logDir, ContainmentAuto, 10300, 10399, "m", ids)
 	t.Cleanup(func() { testenv.Stop(b.hive) })
 	var (
 		mu    sync.Mutex
@@ -73,8 +73,8 @@ func TestSpawner_TwoAgentsNeverShareAPort(t *testing.T) {
 // other Start answers *RunningError.
 func TestSpawner_TwoAgentsNeverRunOneIDTwice(t *testing.T) {
 	const n = 30
-	a := newHarness(t, 9700, 9799)
-	b := newHarness(t, 9700, 9799)
+	a := newHarness(t, 10300, 10399)
+	b := newHarness(t, 10300, 10399)
 	b.Spawner.cfg.HiveID = a.hive
 	b.Spawner.cfg.LogDir = a.logDir
 	type outcome struct{ started, running int }

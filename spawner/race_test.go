@@ -24,7 +24,7 @@ func TestSpawner_StartThenStopSeesWorker(t *testing.T) {
 		maxCycles  = 3000
 		maxWall    = 15 * time.Second
 	)
-	h := newHarness(t, 9600, 9699)
+	h := newHarness(t, 10200, 10299)
 	var (
 		cycles, notFound atomic.Int64
 		mu               sync.Mutex

@@ -11,7 +11,7 @@ import (
 // its scan, a worker that ended meanwhile must not block its id, and one
 // that still runs must.
 func TestSpawner_StartBatchSeesEndsAndStarts(t *testing.T) {
-	h := newHarness(t, 9920, 9939)
+	h := newHarness(t, 10480, 10499)
 	h.mustStart(t, h.spec(t, "a", "m"))
 	// A Start pretends to wait, so every Start keeps the lock and the scan.
 	h.batch.waiting.Add(1)

@@ -63,6 +63,9 @@ func TestSpawner_StateFollowsTheWait(t *testing.T) {
 	if got := h.StateOf(hd.Worker); got != StateRunning {
 		t.Errorf("after the alive wait: %s, want running", got)
 	}
+	// Its SIGTERM handler is in place once it says it listens: a stop
+	// before that ends it by the signal's default action.
+	waitLog(t, hd.LogPath, "testworker: listening on")
 	h.SetHealth(hd.PID, StateUnhealthy)
 	if got := h.StateOf(hd.Worker); got != StateUnhealthy {
 		t.Errorf("after a health verdict: %s, want unhealthy", got)

@@ -35,7 +35,7 @@ func threadCount(t *testing.T) int {
 // block one thread each).
 func TestSpawner_WatchingCostsNoThreadPerWorker(t *testing.T) {
 	const workers, maxThreads = 100, 40
-	h := newHarness(t, 9400, 9599)
+	h := newHarness(t, 10000, 10199)
 	before := threadCount(t)
 	var handles []*Handle
 	t.Cleanup(func() {
