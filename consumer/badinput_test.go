@@ -122,7 +122,7 @@ func TestConsumer_ResultTooLargeForServer(t *testing.T) {
 	t.Cleanup(s.Shutdown)
 	a := startAgent(t, s)
 	result := a.watch(t, "job.j-big.result")
-	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=1000","device":"cpu"}`, nil)
+	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=1000","device":"cpu","wait":"ready"}`, nil)
 	r := a.req(t, "get", `{"job_id":"j-big","worker_id":"chatty","log_lines":1000}`)
 	wantError(t, r, wire.CodeInternal, "")
 	if !strings.Contains(r.Error.Message, "max_payload") {

@@ -89,7 +89,7 @@ func checkAgainstProcess(t *testing.T, w wire.WorkerInfo, listedAt time.Time) {
 func TestConsumer_GetReturnsLogTail(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	var sp wire.SpawnResult
-	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=100","device":"cpu"}`, &sp)
+	a.must(t, "spawn", `{"worker_id":"chatty","model_id":"m@lines=100","device":"cpu","wait":"ready"}`, &sp)
 	var got wire.GetResult
 	a.must(t, "get", `{"worker_id":"chatty"}`, &got)
 	if got.PID != sp.PID || got.Port != sp.Port || got.LogPath != sp.LogPath {
@@ -109,7 +109,7 @@ func TestConsumer_GetReturnsLogTail(t *testing.T) {
 func TestConsumer_RespawnKeepsPreviousLog(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	var first, second wire.SpawnResult
-	a.must(t, "spawn", `{"worker_id":"again","model_id":"first-model","device":"cpu"}`, &first)
+	a.must(t, "spawn", `{"worker_id":"again","model_id":"first-model","device":"cpu","wait":"ready"}`, &first)
 	a.must(t, "delete", `{"worker_id":"again"}`, nil)
 	a.must(t, "spawn", `{"worker_id":"again","model_id":"second-model","device":"cpu"}`, &second)
 	var got wire.GetResult

@@ -70,6 +70,9 @@ func TestConsumer_SpawnThenDelete(t *testing.T) {
 		t.Errorf("started event: got %+v", st)
 	}
 
+	// Its SIGTERM handler is in place once it listens (the alive window
+	// alone does not promise that on a loaded machine).
+	waitLogLine(t, sp.LogPath, "testworker: listening on")
 	delNarr := a.watch(t, "job.j-del.narration")
 	var del wire.DeleteResult
 	a.must(t, "delete", `{"job_id":"j-del","worker_id":"w1"}`, &del)
@@ -105,7 +108,7 @@ func TestConsumer_DeleteKillsWorkerThatIgnoresSIGTERM(t *testing.T) {
 	a := startAgent(t, testenv.NATS(t))
 	exited := a.watch(t, "hive."+a.hive+".events.worker.exited")
 	var sp wire.SpawnResult
-	a.must(t, "spawn", `{"worker_id":"stubborn","model_id":"m@ignore-term","device":"cpu"}`, &sp)
+	a.must(t, "spawn", `{"worker_id":"stubborn","model_id":"m@ignore-term","device":"cpu","wait":"ready"}`, &sp)
 	narr := a.watch(t, "job.j-kill.narration")
 	var del wire.DeleteResult
 	a.must(t, "delete", `{"job_id":"j-kill","worker_id":"stubborn","grace_ms":300}`, &del)
@@ -140,7 +143,8 @@ func TestConsumer_DeleteStopsForkedChildren(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			a := startAgent(t, testenv.NATS(t))
 			var sp wire.SpawnResult
-			a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@`+mode+`","device":"cpu"}`, &sp)
+			a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@`+mode+`","device":"cpu","wait":"ready"}`, &sp)
+			waitLogLine(t, sp.LogPath, "testworker child pid") // its child set up too
 			members := testenv.GroupMembers(sp.PID)
 			if len(members) != 2 {
 				t.Fatalf("process group %d: got members %v, want the worker and its child", sp.PID, members)
@@ -317,7 +321,8 @@ func TestConsumer_ExitedEventForKillFromOutside(t *testing.T) {
 	wantError(t, r, wire.CodeNotFound, "")
 
 	// Killed from outside, a worker's children are stopped by the agent.
-	a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@fork","device":"cpu"}`, &sp)
+	a.must(t, "spawn", `{"worker_id":"parent","model_id":"m@fork","device":"cpu","wait":"ready"}`, &sp)
+	waitLogLine(t, sp.LogPath, "testworker child pid")
 	members := testenv.GroupMembers(sp.PID)
 	if len(members) != 2 {
 		t.Fatalf("group %d: got %v, want the worker and its child", sp.PID, members)

@@ -59,7 +59,13 @@ func TestAgent_Metrics(t *testing.T) {
 	if err != nil || !strings.Contains(string(msg.Data), `"not_found"`) {
 		t.Fatalf("delete of an unknown worker: %v %s", err, msg.Data)
 	}
+	// A command leaves its slot just after its reply: the scrape may come
+	// between the two.
 	body := scrape(t, "http://"+addr+"/metrics")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(body, "hive_agent_commands_in_flight 0") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		body = scrape(t, "http://"+addr+"/metrics")
+	}
 	for _, want := range []string{
 		`hive_agent_commands_total{code="ok",kind="worker.spawn"} 1`,
 		`hive_agent_commands_total{code="ok",kind="worker.list"} 1`,
