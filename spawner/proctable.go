@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -47,18 +50,9 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 	if err != nil {
 		return nil, fmt.Errorf("read process table: %w", err)
 	}
-	self := os.Getpid()
-	byID := map[[2]string]Worker{}
 	defer s.markers.prune(pids)
-	in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: parentMarkers()}
-	for _, pid := range pids {
-		if pid == self {
-			continue
-		}
-		w, ok := s.inspect(ctx, pid, in)
-		if !ok {
-			continue
-		}
+	byID := map[[2]string]Worker{}
+	for _, w := range s.inspectAll(ctx, pids, keep, withMemory) {
 		key := [2]string{w.HiveID, w.WorkerID}
 		if old, dup := byID[key]; dup && old.StartTime <= w.StartTime {
 			continue
@@ -76,6 +70,43 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 		return out[i].WorkerID < out[j].WorkerID
 	})
 	return out, nil
+}
+
+// scanShare is how many processes one goroutine of a scan reads at
+// least: below it a scan reads on one goroutine.
+const scanShare = 128
+
+// inspectAll inspects pids (all but the agent itself) and returns the
+// workers among them in pids' order. A large table is read by one
+// goroutine per CPU, each on a contiguous share: the reads are system
+// calls, and a list of 500 workers spends most of its time in them.
+func (s *Spawner) inspectAll(ctx context.Context, pids []int, keep func(marker) bool, withMemory bool) []Worker {
+	self := os.Getpid()
+	read := func(share []int) []Worker {
+		in := inspection{keep: keep, withMemory: withMemory, cached: true, parentMarker: parentMarkers()}
+		var ws []Worker
+		for _, pid := range share {
+			if pid == self {
+				continue
+			}
+			if w, ok := s.inspect(ctx, pid, in); ok {
+				ws = append(ws, w)
+			}
+		}
+		return ws
+	}
+	n := min(runtime.GOMAXPROCS(0), (len(pids)+scanShare-1)/scanShare)
+	if n <= 1 {
+		return read(pids)
+	}
+	found := make([][]Worker, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		share := pids[i*len(pids)/n : (i+1)*len(pids)/n]
+		wg.Go(func() { found[i] = read(share) })
+	}
+	wg.Wait()
+	return slices.Concat(found...)
 }
 
 // parentMarkers reads a parent's marker once for all the workers of one
