@@ -66,8 +66,10 @@ func (a *Agent) wire() error {
 		HiveID: cfg.HiveID, Version: cfg.Version, Spawner: sp, MaxInFlight: cfg.MaxInFlight, Logger: log,
 		Defaults: cfg.Defaults,
 		// A result published while the connection was already dead, but
-		// before that was noticed, is published again after the reconnect.
-		RepublishWindow: max(15*time.Second, time.Duration(cfg.MaxPingsOut+1)*cfg.PingInterval),
+		// before that was noticed, is published again after the reconnect:
+		// noticed within (max pings + 1) ping intervals, plus one write
+		// timeout (a ping interval) that may hold the keep-alive back.
+		RepublishWindow: max(15*time.Second, time.Duration(cfg.MaxPingsOut+2)*cfg.PingInterval),
 		Metadata:        gpuMetadata(gpus, map[string]string{"worker_types": strings.Join(cfg.Catalog.Names(), ",")}),
 		GPU:             gpus,
 		Catalog:         cfg.Catalog,

@@ -27,12 +27,16 @@ const inventoryTimeout = 10 * time.Second
 // deadline (nats.go's default is a minute), a connection whose socket
 // stopped draining blocks every publish in a write that holds the
 // connection's lock, the keep-alive with it: under load a frozen server
-// went unnoticed for 60 s.
+// went unnoticed for 60 s. A write that times out ends the connection
+// (nats.go otherwise drops what it had buffered and, when nothing of it
+// was written, carries on as if it had been sent): the reconnect then
+// publishes the results again.
 func KeepAlive(ping time.Duration, maxPingsOut int) []nats.Option {
 	return []nats.Option{
 		nats.PingInterval(ping),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.FlusherTimeout(ping),
+		nats.ReconnectOnFlusherError(),
 	}
 }
 

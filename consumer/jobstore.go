@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -31,10 +32,16 @@ type jobStore struct {
 
 var _ storer = (*jobStore)(nil)
 
-// publishAsync publishes msg with a Nats-Msg-Id (so a copy published again
-// after a reconnect is not stored twice) and reports on stored whether
-// HIVE_JOBS acknowledged it.
+// prepare gives msg its Nats-Msg-Id, so that a copy published again after
+// a reconnect is not stored twice.
+func (s *jobStore) prepare(msg *nats.Msg) { msgID(msg) }
+
+// publishAsync publishes a copy of msg with its Nats-Msg-Id (prepare) and
+// reports on stored whether HIVE_JOBS acknowledged it. msg itself is left
+// as it is: the outbox keeps it, a reconnect may publish it again
+// meanwhile, and JetStream's publish options write into the header.
 func (s *jobStore) publishAsync(msg *nats.Msg) (<-chan bool, error) {
+	msg = &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: maps.Clone(msg.Header)}
 	id := msgID(msg)
 	if p := s.prefix(); p != "" {
 		// Fleet layout: live listeners get it here, the domain's stream

@@ -1,8 +1,10 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +54,11 @@ type outbox struct {
 
 // storer publishes a message and reports, later, whether a stream stored it.
 type storer interface {
+	// prepare gives msg, before the outbox keeps it, what every copy of
+	// it carries (its Nats-Msg-Id): from then on a reconnect may read it
+	// while it is being published.
+	prepare(msg *nats.Msg)
+	// publishAsync must not change msg (it publishes a copy).
 	publishAsync(msg *nats.Msg) (stored <-chan bool, err error)
 	// mirror publishes what stores a plainly published job message, where
 	// the stream does not capture it by its subject (fleet.go).
@@ -100,6 +107,24 @@ func (o *outbox) publish(msg *nats.Msg) (*sent, error) {
 	return e, err
 }
 
+// sendFailed records that e's publish returned err, if it did: the
+// message never left and is published again after the next reconnect. A
+// write that timed out (the publish flushed a full buffer itself) also
+// dropped what other publishes had buffered, while the connection stays
+// up: it is ended, so that the reconnect publishes them again.
+func (o *outbox) sendFailed(e *sent, err error) {
+	if err == nil {
+		return
+	}
+	o.mu.Lock()
+	e.failed = true
+	o.mu.Unlock()
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && o.nc != nil {
+		o.log.Warn("a write to NATS timed out; reconnecting so that what it dropped is published again", "err", err)
+		o.nc.ForceReconnect()
+	}
+}
+
 // publishResult publishes a job result: acknowledged by its stream when a
 // store is set, so that once stored it is never published again; plainly
 // otherwise.
@@ -110,6 +135,7 @@ func (o *outbox) publishResult(msg *nats.Msg) (*sent, error) {
 	if st == nil {
 		return o.publish(msg)
 	}
+	st.prepare(msg)
 	e := o.keep(msg)
 	stored, err := st.publishAsync(msg)
 	o.sendFailed(e, err)
@@ -158,17 +184,6 @@ func (o *outbox) keep(msg *nats.Msg) *sent {
 	return e
 }
 
-// sendFailed records that e's publish returned err, if it did: the
-// message never left and is published again after the next reconnect.
-func (o *outbox) sendFailed(e *sent, err error) {
-	if err == nil {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	e.failed = true
-}
-
 // markStored records that e's message is stored, so it is never published again.
 func (o *outbox) markStored(e *sent) {
 	o.mu.Lock()
@@ -185,8 +200,12 @@ func (o *outbox) disconnected(now time.Time) {
 	}
 }
 
-// reconnected publishes again what went out in the window before the loss
-// was noticed, and what failed to go out at all, and returns how many.
+// reconnected publishes again what went out from the window before the
+// loss was noticed until now, and what failed to go out at all, and
+// returns how many. What went out while disconnected is published again
+// too: nats.go's reconnect buffer is dropped when writing it to the new
+// server fails, and a connection that dies right after the reconnect
+// takes it along.
 func (o *outbox) reconnected(now time.Time) int {
 	o.mu.Lock()
 	lost := o.lostAt
@@ -196,21 +215,22 @@ func (o *outbox) reconnected(now time.Time) int {
 	o.lostAt = time.Time{}
 	var again []*sent
 	for _, e := range o.entries {
-		if !e.stored && (e.failed || !e.at.Before(lost.Add(-o.window)) && !e.at.After(lost)) {
+		if !e.stored && (e.failed || !e.at.Before(lost.Add(-o.window))) {
+			// Kept with a fresh time, before the publish and under the
+			// lock, so that no prune forgets it meanwhile: this copy may
+			// be lost with the next connection too.
+			e.at = now
 			again = append(again, e)
 		}
 	}
 	o.mu.Unlock()
 	for _, e := range again {
-		at := time.Now()
 		err := o.send(e.msg)
 		if err == nil {
 			o.mirror(e.msg)
 		}
 		o.mu.Lock()
-		// Kept with a fresh time, taken before the publish: this copy
-		// may be lost with the next connection too.
-		e.at, e.failed = at, err != nil
+		e.failed = err != nil
 		o.republished++
 		o.mu.Unlock()
 		if err != nil {

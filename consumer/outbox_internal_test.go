@@ -1,13 +1,18 @@
 package consumer
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive-agent/internal/testenv"
 )
 
 // A publish still under way when the connection is lost and found again
@@ -86,5 +91,60 @@ func TestOutbox_FailedPublishWaitsForTheReconnect(t *testing.T) {
 	o.disconnected(time.Now().Add(time.Second))
 	if again := o.reconnected(time.Now().Add(time.Second)); again != 0 {
 		t.Errorf("second reconnect published again %d: %q, want none (the failed one went out)", again, sent)
+	}
+}
+
+// A result stored through JetStream may be published again by a reconnect
+// while its own publish is still under way: the two never touch one
+// header at the same time (under -race, a header written by JetStream's
+// publish options while a reconnect read it was reported), and every copy
+// carries the result's Nats-Msg-Id, so HIVE_JOBS stores each result once.
+func TestOutbox_StoredResultPublishedAgainMeanwhile(t *testing.T) {
+	s := testenv.NATSWith(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc := testenv.Connect(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: JobsStream, Subjects: []string{"job.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := newOutbox(nc, log, time.Minute, 64<<20)
+	o.setStore(&jobStore{js: js, stream: stream, log: log})
+	const results = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range results {
+			if _, err := o.publishResult(&nats.Msg{Subject: fmt.Sprintf("job.j%d.result", i), Data: []byte(`{"ok":true}`)}); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		o.disconnected(time.Now())
+		o.reconnected(time.Now())
+	}
+	if o.count() == 0 {
+		t.Fatal("no result was published again; the test did not test")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == results {
+			break
+		}
+		if info.State.Msgs > results || time.Now().After(deadline) {
+			t.Fatalf("HIVE_JOBS holds %d messages for %d results (published again %d times), want each once", info.State.Msgs, results, o.count())
+		}
 	}
 }
