@@ -148,3 +148,37 @@ func TestOutbox_StoredResultPublishedAgainMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// What a reconnect publishes again is kept while it does so, even after
+// an outage longer than the window: a copy that fails goes out at the
+// next reconnect. Seen before: a prune meanwhile (every command makes
+// one) forgot it, and a failed copy was never published.
+func TestOutbox_RepublishOutlivesTheWindow(t *testing.T) {
+	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond, 1<<20)
+	var sent []string
+	fail := false
+	o.send = func(m *nats.Msg) error {
+		sent = append(sent, string(m.Data))
+		if fail {
+			o.room() // a command's admission check prunes meanwhile
+			return nats.ErrConnectionClosed
+		}
+		return nil
+	}
+	if _, err := o.publish(&nats.Msg{Subject: "job.j1.result", Data: []byte("r1")}); err != nil {
+		t.Fatal(err)
+	}
+	o.disconnected(time.Now())
+	time.Sleep(200 * time.Millisecond) // the outage outlasts the window
+	fail = true
+	if again := o.reconnected(time.Now()); again != 1 {
+		t.Fatalf("first reconnect published again %d, want r1", again)
+	}
+	fail, sent = false, nil
+	time.Sleep(200 * time.Millisecond)
+	o.room()
+	o.disconnected(time.Now())
+	if again := o.reconnected(time.Now()); again != 1 || len(sent) != 1 || sent[0] != "r1" {
+		t.Errorf("second reconnect published again %d: %q, want r1, whose first copy failed", again, sent)
+	}
+}
