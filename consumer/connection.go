@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,16 +30,51 @@ const inventoryTimeout = 10 * time.Second
 // stopped draining blocks every publish in a write that holds the
 // connection's lock, the keep-alive with it: under load a frozen server
 // went unnoticed for 60 s. A write that times out ends the connection
-// (nats.go otherwise drops what it had buffered and, when nothing of it
-// was written, carries on as if it had been sent): the reconnect then
-// publishes the results again.
+// (CloseOnWriteTimeout): the reconnect then publishes the results again.
 func KeepAlive(ping time.Duration, maxPingsOut int) []nats.Option {
 	return []nats.Option{
 		nats.PingInterval(ping),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.FlusherTimeout(ping),
-		nats.ReconnectOnFlusherError(),
+		nats.SetCustomDialer(CloseOnWriteTimeout(nil)),
 	}
+}
+
+// CloseOnWriteTimeout dials with d (a plain TCP dialer when nil) and
+// returns connections that close themselves when a write times out. On a
+// timed-out write nats.go drops what it had buffered, and when nothing of
+// it was written it keeps the connection as if it had been sent, whoever
+// wrote (the flusher, or any publish that filled the buffer): results
+// kept by the outbox would be lost without a reconnect. Closed, the
+// connection fails its next read, and nats.go reconnects by its usual
+// path, reporting the error, so the loss is recorded and the reconnect
+// publishes them again. Use it around a dialer of one's own.
+func CloseOnWriteTimeout(d nats.CustomDialer) nats.CustomDialer {
+	if d == nil {
+		d = &net.Dialer{Timeout: nats.DefaultTimeout}
+	}
+	return closingDialer{d}
+}
+
+type closingDialer struct{ d nats.CustomDialer }
+
+func (c closingDialer) Dial(network, address string) (net.Conn, error) {
+	conn, err := c.d.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return closingConn{conn}, nil
+}
+
+// closingConn is a connection that closes itself when a write times out.
+type closingConn struct{ net.Conn }
+
+func (c closingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		c.Conn.Close()
+	}
+	return n, err
 }
 
 // Disconnected records that the connection to NATS was found lost. Wire
@@ -47,9 +84,9 @@ func (c *Consumer) Disconnected(err error) {
 	c.out.disconnected(time.Now())
 }
 
-// Reconnected publishes again the results and replies that went out in the
-// RepublishWindow before the loss was noticed (unless known to be stored),
-// then the inventory with reason "reconnect". Wire it to
+// Reconnected publishes again the results and replies that went out from
+// the RepublishWindow before the loss was noticed until now (unless known
+// to be stored), then the inventory with reason "reconnect". Wire it to
 // nats.ReconnectHandler; nats.go calls it after the subscriptions were
 // restored, from its callback goroutine.
 func (c *Consumer) Reconnected() {

@@ -2,6 +2,8 @@ package consumer_test
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive-agent/consumer"
 	"github.com/rbee/hive-agent/wire"
 )
 
@@ -232,5 +236,49 @@ func waitServed(t *testing.T, nc *nats.Conn, subject string) {
 			t.Fatalf("%s never served: %v", subject, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A connection dialled through CloseOnWriteTimeout closes itself when a
+// write times out, so nats.go's reader fails and it reconnects (nats.go
+// alone keeps a connection whose timed-out write wrote nothing, and drops
+// what it had buffered).
+func TestCloseOnWriteTimeout_ClosesTheConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c // held open, never read
+		}
+	}()
+	conn, err := consumer.CloseOnWriteTimeout(nil).Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer := <-accepted
+	defer peer.Close()
+	conn.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 1<<20)
+	for i := 0; ; i++ {
+		_, err := conn.Write(buf)
+		if err == nil {
+			if i == 1000 {
+				t.Fatal("1 GiB written to a peer that reads nothing")
+			}
+			continue
+		}
+		if ne := net.Error(nil); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("write: %v, want a timeout", err)
+		}
+		break
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read after the timed-out write: %v, want the connection closed", err)
 	}
 }

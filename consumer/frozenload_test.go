@@ -63,7 +63,7 @@ func TestConsumer_FrozenServerUnderLoadLosesNoResult(t *testing.T) {
 		o.url = strings.Join([]string{p.URL(), nodes[1].ClientURL(), nodes[2].ClientURL()}, ",")
 		o.natsOpts = append(consumer.KeepAlive(time.Second, 2),
 			nats.DontRandomize(), nats.IgnoreDiscoveredServers(), nats.MaxReconnects(-1),
-			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(time.Second), nats.SetCustomDialer(smallSendBuffer))
+			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(time.Second), nats.SetCustomDialer(consumer.CloseOnWriteTimeout(smallSendBuffer)))
 		o.onLost = func() {
 			t.Logf("agent: disconnected at %s", time.Now().Format(time.TimeOnly))
 			select {

@@ -1,10 +1,8 @@
 package consumer
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +27,8 @@ const DefaultRepublishMaxBytes = 64 << 20
 // so that those a dead connection swallowed are published again after the
 // reconnect. Publishing is at least once: a consumer may see a result
 // twice and deduplicates by command_id. Publishes made while disconnected
-// are not kept for that: nats.go buffers them and sends them on reconnect.
+// are kept too: nats.go buffers them and sends them on reconnect, but
+// drops that buffer when the write to the new server fails.
 type outbox struct {
 	nc *nats.Conn
 	// send publishes on nc; a test replaces it to hold a publish under way.
@@ -108,21 +107,15 @@ func (o *outbox) publish(msg *nats.Msg) (*sent, error) {
 }
 
 // sendFailed records that e's publish returned err, if it did: the
-// message never left and is published again after the next reconnect. A
-// write that timed out (the publish flushed a full buffer itself) also
-// dropped what other publishes had buffered, while the connection stays
-// up: it is ended, so that the reconnect publishes them again.
+// message never left and is published again after the next reconnect (a
+// write that timed out ends the connection: CloseOnWriteTimeout).
 func (o *outbox) sendFailed(e *sent, err error) {
 	if err == nil {
 		return
 	}
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	e.failed = true
-	o.mu.Unlock()
-	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && o.nc != nil {
-		o.log.Warn("a write to NATS timed out; reconnecting so that what it dropped is published again", "err", err)
-		o.nc.ForceReconnect()
-	}
 }
 
 // publishResult publishes a job result: acknowledged by its stream when a
