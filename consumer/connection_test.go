@@ -1,8 +1,15 @@
 package consumer_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"slices"
@@ -15,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive-agent/consumer"
+	"github.com/rbee/hive-agent/internal/testenv"
 	"github.com/rbee/hive-agent/wire"
 )
 
@@ -280,5 +288,43 @@ func TestCloseOnWriteTimeout_ClosesTheConnection(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("read after the timed-out write: %v, want the connection closed", err)
+	}
+}
+
+// The agent's connection options (KeepAlive, with its dialer) work over
+// TLS: nats.go wraps the dialled connection in TLS after the dial.
+func TestKeepAlive_OverTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	s := testenv.NATSWith(t, &server.Options{TLS: true, TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}})
+	nc, err := nats.Connect("tls://"+s.Addr().String(), append(consumer.KeepAlive(time.Second, 2), nats.Secure(&tls.Config{RootCAs: pool}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe("tls.echo", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := nc.Request("tls.echo", []byte("hi"), 5*time.Second); err != nil || string(m.Data) != "hi" {
+		t.Fatalf("request over TLS: %v %s", err, msgData(m))
+	}
+	if !nc.TLSRequired() {
+		t.Error("the connection does not use TLS")
 	}
 }
