@@ -321,8 +321,12 @@ func TestKeepAlive_OverTLS(t *testing.T) {
 	if _, err := nc.Subscribe("tls.echo", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := nc.Request("tls.echo", []byte("hi"), 5*time.Second); err != nil || string(m.Data) != "hi" {
-		t.Fatalf("request over TLS: %v %s", err, msgData(m))
+	m, err := nc.Request("tls.echo", []byte("hi"), 5*time.Second)
+	if err != nil {
+		t.Fatalf("request over TLS: %v", err)
+	}
+	if string(m.Data) != "hi" {
+		t.Fatalf("request over TLS: got %q, want hi", m.Data)
 	}
 	if !nc.TLSRequired() {
 		t.Error("the connection does not use TLS")
