@@ -96,6 +96,12 @@ type Claim struct {
 	sub  *nats.Subscription
 	kv   jetstream.KeyValue // nil without JetStream
 
+	// pub orders announcements: each is marshalled and published under
+	// it, so none says Running after the one that says Released (an
+	// answer to a rival, in flight while Release runs, did: a starter
+	// that subscribed in between took the released agent for a running
+	// one and lost to it).
+	pub    sync.Mutex
 	mu     sync.Mutex
 	me     claimant
 	rev    uint64
@@ -176,8 +182,14 @@ func AcquireClaim(ctx context.Context, nc *nats.Conn, cfg ClaimConfig) (*Claim, 
 		}
 	}
 	if winner != nil {
+		// Withdrawn, so that a starter that hears this one's last
+		// announcements late (a busy route) does not lose to it: seen in
+		// a test, two starters of the next round both lost, one of them
+		// to the previous round's loser.
+		c.me.Released = true
 		c.mu.Unlock()
 		c.releaseKey()
+		c.announce()
 		return fail(fmt.Errorf("%w: another agent already serves hive %s: %s; stop it, or give this one another --hive-id", ErrClaimed, cfg.HiveID, winner))
 	}
 	c.me.Running, c.rivals = true, nil
@@ -229,6 +241,8 @@ func (c *Claim) lose(err error) {
 }
 
 func (c *Claim) announce() {
+	c.pub.Lock()
+	defer c.pub.Unlock()
 	c.mu.Lock()
 	body, _ := json.Marshal(c.me)
 	c.mu.Unlock()

@@ -64,8 +64,8 @@ func TestClaim_SimultaneousStartersOneWins(t *testing.T) {
 			}
 			hive := testenv.HiveID(t)
 			conns := []*nats.Conn{claimConn(t, urls[0]), claimConn(t, urls[1])}
-			prev := ""
-			for round := range 10 {
+			prev, bothLost := "", 0
+			for round := 0; round < 10; round++ {
 				var wg sync.WaitGroup
 				claims := make([]*consumer.Claim, 2)
 				errs := make([]error, 2)
@@ -87,6 +87,17 @@ func TestClaim_SimultaneousStartersOneWins(t *testing.T) {
 						won = append(won, i)
 					}
 				}
+				// Announcements only, under load: both starters may lose, to
+				// each other or to a late announcement of the round before
+				// (docs/nats.md); each exits 1 and is started again. Never
+				// twice in a row, and never two winners.
+				if len(won) == 0 && !mode.js && bothLost == 0 {
+					bothLost++
+					t.Logf("round %d: both starters lost (errors %v); running the round again", round, errs)
+					round--
+					continue
+				}
+				bothLost = 0
 				if len(won) != 1 {
 					t.Fatalf("round %d: %d claims won (errors %v), want exactly 1", round, len(won), errs)
 				}
