@@ -22,15 +22,16 @@ func hangingSpawn(job, worker string) string {
 		job, "c-"+job, worker)
 }
 
-// waitWorkers waits until the hive runs n workers, failing after 60 s.
-func waitWorkers(t *testing.T, a *agent, n int) {
+// waitWorkers waits until the hive runs n workers, failing after 60 s,
+// and returns the list that showed them.
+func waitWorkers(t *testing.T, a *agent, n int) wire.ListResult {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var list wire.ListResult
 		a.must(t, "list", "", &list)
 		if len(list.Workers) == n {
-			return
+			return list
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("hive runs %d workers after 60s, want %d", len(list.Workers), n)
@@ -82,12 +83,10 @@ func TestIntake_ReadsPassHangingSpawns(t *testing.T) {
 	for k := range 3 {
 		publish(t, js, a.hive, "spawn", hangingSpawn(fmt.Sprintf("hang-%d", k), fmt.Sprintf("w-hang-%d", k)))
 	}
-	waitWorkers(t, a, 2) // both slots taken; the third spawn waits for one
+	running := waitWorkers(t, a, 2) // both slots taken; the third spawn waits for one
 	// The get names a worker whose spawn took a slot (which two did is the
 	// scheduler's choice): a get of the third would rightly wait behind
 	// its spawn, which waits for a slot.
-	var running wire.ListResult
-	a.must(t, "list", "", &running)
 	publish(t, js, a.hive, "list", `{"job_id":"pass-list"}`)
 	publish(t, js, a.hive, "get", fmt.Sprintf(`{"job_id":"pass-get","worker_id":%q}`, running.Workers[0].WorkerID))
 	got := waitStored(t, js, "pass-list", "pass-get")

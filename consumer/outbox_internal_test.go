@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -15,6 +14,11 @@ import (
 	"github.com/rbee/hive-agent/internal/testenv"
 )
 
+// bareOutbox is an outbox without a connection: a test sets its send.
+func bareOutbox(window time.Duration) *outbox {
+	return newOutbox(nil, slog.New(slog.DiscardHandler), window, 1<<20)
+}
+
 // A publish still under way when the connection is lost and found again
 // (it waited for the connection's lock while a stuck write timed out,
 // then put its message into the dead connection's buffer) is published
@@ -22,7 +26,7 @@ import (
 // once its publish returned, the reconnect came first, and the result
 // was never delivered (one of 2,550 in a frozen-server burst).
 func TestOutbox_PublishUnderWayIsPublishedAgain(t *testing.T) {
-	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute, 1<<20)
+	o := bareOutbox(time.Minute)
 	var mu sync.Mutex
 	var sends []string
 	started, release := make(chan struct{}), make(chan struct{})
@@ -63,7 +67,7 @@ func TestOutbox_PublishUnderWayIsPublishedAgain(t *testing.T) {
 // reconnect, however old it is by then; one that went out is forgotten
 // once the window has passed.
 func TestOutbox_FailedPublishWaitsForTheReconnect(t *testing.T) {
-	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond, 1<<20)
+	o := bareOutbox(50 * time.Millisecond)
 	fail := true
 	var sent []string
 	o.send = func(m *nats.Msg) error {
@@ -110,7 +114,7 @@ func TestOutbox_StoredResultPublishedAgainMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	o := newOutbox(nc, log, time.Minute, 64<<20)
 	o.setStore(&jobStore{js: js, stream: stream, log: log})
 	const results = 300
@@ -154,7 +158,7 @@ func TestOutbox_StoredResultPublishedAgainMeanwhile(t *testing.T) {
 // next reconnect. Seen before: a prune meanwhile (every command makes
 // one) forgot it, and a failed copy was never published.
 func TestOutbox_RepublishOutlivesTheWindow(t *testing.T) {
-	o := newOutbox(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond, 1<<20)
+	o := bareOutbox(50 * time.Millisecond)
 	var sent []string
 	fail := false
 	o.send = func(m *nats.Msg) error {

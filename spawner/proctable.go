@@ -72,8 +72,9 @@ func (s *Spawner) scan(ctx context.Context, withMemory bool, keep func(marker) b
 	return out, nil
 }
 
-// scanShare is how many processes one goroutine of a scan reads at
-// least: below it a scan reads on one goroutine.
+// scanShare sets how many goroutines a scan reads on: one per scanShare
+// processes (rounded up), at most one per CPU; a table of up to
+// scanShare processes is read on one.
 const scanShare = 128
 
 // inspectAll inspects pids (all but the agent itself) and returns the
